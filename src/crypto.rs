@@ -1,0 +1,325 @@
+//! Signature algorithms and public keys: the only module that touches cryptographic crates, so the
+//! RSA backend can be swapped for a faster one without changing callers.
+
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// JWS algorithms this filter can verify (RFC 7518 §3, RFC 8037). `none` and HMAC have no variant:
+/// a value of this type can never be one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+/// What the `alg` string names: a usable algorithm, one never accepted, or nothing we know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlgorithmName {
+    Supported(Algorithm),
+    /// `none` and the HMAC family: refused whatever the configuration says.
+    Forbidden,
+    Unknown,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 9] = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
+    pub fn parse(name: &str) -> AlgorithmName {
+        match name {
+            "none" | "HS256" | "HS384" | "HS512" => AlgorithmName::Forbidden,
+            _ => Self::ALL
+                .iter()
+                .find(|a| a.name() == name)
+                .map_or(AlgorithmName::Unknown, |a| AlgorithmName::Supported(*a)),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Bit for compact sets of algorithms (see `AlgorithmSet`).
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of algorithms; cannot contain `none` or HMAC because `Algorithm` cannot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlgorithmSet(u16);
+
+impl AlgorithmSet {
+    pub fn all() -> Self {
+        Self::from_iter(Algorithm::ALL)
+    }
+    pub fn contains(self, alg: Algorithm) -> bool {
+        self.0 & alg.bit() != 0
+    }
+}
+
+impl FromIterator<Algorithm> for AlgorithmSet {
+    fn from_iter<I: IntoIterator<Item = Algorithm>>(iter: I) -> Self {
+        AlgorithmSet(iter.into_iter().fold(0, |acc, a| acc | a.bit()))
+    }
+}
+
+/// RSA moduli below this are refused: 2048 bits is the floor of NIST SP 800-131A and of every major IdP.
+pub const RSA_MIN_BITS: usize = 2048;
+/// Larger moduli make verification a denial-of-service lever and no identity provider uses them.
+pub const RSA_MAX_BITS: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub enum PublicKey {
+    Rsa(RsaPublicKey),
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    Ed25519(ed25519_compact::PublicKey),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyError {
+    RsaTooSmall(usize),
+    RsaTooLarge(usize),
+    RsaExponent,
+    InvalidPoint,
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::RsaTooSmall(bits) => {
+                write!(f, "RSA modulus of {bits} bits is under {RSA_MIN_BITS}")
+            }
+            KeyError::RsaTooLarge(bits) => {
+                write!(f, "RSA modulus of {bits} bits is over {RSA_MAX_BITS}")
+            }
+            KeyError::RsaExponent => {
+                f.write_str("RSA exponent is not an odd number from 3 to 2^32")
+            }
+            KeyError::InvalidPoint => f.write_str("public key is not a valid curve point"),
+        }
+    }
+}
+
+impl PublicKey {
+    /// RSA key from big-endian modulus and exponent (JWK `n`, `e`).
+    pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
+        let n = BigUint::from_bytes_be(n);
+        let bits = n.bits();
+        if bits < RSA_MIN_BITS {
+            return Err(KeyError::RsaTooSmall(bits));
+        }
+        if bits > RSA_MAX_BITS {
+            return Err(KeyError::RsaTooLarge(bits));
+        }
+        let odd = e.last().is_some_and(|b| b & 1 == 1);
+        let e = BigUint::from_bytes_be(e);
+        if e.bits() > 33 || e < BigUint::from(3u32) || !odd {
+            return Err(KeyError::RsaExponent);
+        }
+        RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
+            .map(PublicKey::Rsa)
+            .map_err(|_| KeyError::RsaExponent)
+    }
+
+    /// EC key from the JWK's `x` and `y` coordinates on P-256 or P-384 (`crv`).
+    pub fn ec(curve: Curve, x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
+        let size = match curve {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        };
+        if x.len() != size || y.len() != size {
+            return Err(KeyError::InvalidPoint);
+        }
+        let mut sec1 = Vec::with_capacity(1 + 2 * size);
+        sec1.push(0x04);
+        sec1.extend_from_slice(x);
+        sec1.extend_from_slice(y);
+        match curve {
+            Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map(PublicKey::P256),
+            Curve::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map(PublicKey::P384),
+        }
+        .map_err(|_| KeyError::InvalidPoint)
+    }
+
+    pub fn ed25519(x: &[u8]) -> Result<Self, KeyError> {
+        ed25519_compact::PublicKey::from_slice(x)
+            .map(PublicKey::Ed25519)
+            .map_err(|_| KeyError::InvalidPoint)
+    }
+
+    /// Whether this key can verify `alg` (RFC 7518: RSA for RS*/PS*, the matching curve for ES*).
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        matches!(
+            (self, alg),
+            (
+                PublicKey::Rsa(_),
+                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
+            ) | (PublicKey::P256(_), ES256)
+                | (PublicKey::P384(_), ES384)
+                | (PublicKey::Ed25519(_), EdDSA)
+        )
+    }
+
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match self {
+            PublicKey::Rsa(k) => Some(k.n().bits()),
+            _ => None,
+        }
+    }
+
+    /// Verifies a JWS signature over `message`. ECDSA signatures are the fixed-size `r || s` of
+    /// RFC 7518 §3.4; DER-encoded ones are refused.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        if !self.fits(alg) {
+            return false;
+        }
+        match self {
+            PublicKey::Rsa(key) => verify_rsa(key, alg, message, signature),
+            PublicKey::P256(key) => {
+                use p256::ecdsa::signature::Verifier;
+                p256::ecdsa::Signature::from_slice(signature)
+                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
+            }
+            PublicKey::P384(key) => {
+                use p384::ecdsa::signature::Verifier;
+                p384::ecdsa::Signature::from_slice(signature)
+                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
+            }
+            PublicKey::Ed25519(key) => ed25519_compact::Signature::from_slice(signature)
+                .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+}
+
+fn verify_rsa(key: &RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    // The signature must be exactly the modulus length (RFC 8017 §8.2.2 step 1).
+    if signature.len() != key.size() {
+        return false;
+    }
+    use Algorithm::*;
+    let outcome = match alg {
+        RS256 => key.verify(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(message),
+            signature,
+        ),
+        RS384 => key.verify(
+            Pkcs1v15Sign::new::<Sha384>(),
+            &Sha384::digest(message),
+            signature,
+        ),
+        RS512 => key.verify(
+            Pkcs1v15Sign::new::<Sha512>(),
+            &Sha512::digest(message),
+            signature,
+        ),
+        // RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash output.
+        PS256 => key.verify(Pss::new::<Sha256>(), &Sha256::digest(message), signature),
+        PS384 => key.verify(Pss::new::<Sha384>(), &Sha384::digest(message), signature),
+        PS512 => key.verify(Pss::new::<Sha512>(), &Sha512::digest(message), signature),
+        ES256 | ES384 | EdDSA => return false,
+    };
+    outcome.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_and_unknown_names() {
+        assert_eq!(Algorithm::parse("none"), AlgorithmName::Forbidden);
+        assert_eq!(Algorithm::parse("HS256"), AlgorithmName::Forbidden);
+        assert_eq!(Algorithm::parse("HS512"), AlgorithmName::Forbidden);
+        assert_eq!(Algorithm::parse("rs256"), AlgorithmName::Unknown);
+        assert_eq!(Algorithm::parse("ES512"), AlgorithmName::Unknown);
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::parse(alg.name()), AlgorithmName::Supported(alg));
+        }
+    }
+
+    #[test]
+    fn algorithm_set() {
+        let set: AlgorithmSet = [Algorithm::RS256, Algorithm::EdDSA].into_iter().collect();
+        assert!(set.contains(Algorithm::RS256));
+        assert!(set.contains(Algorithm::EdDSA));
+        assert!(!set.contains(Algorithm::PS256));
+        assert!(Algorithm::ALL
+            .iter()
+            .all(|a| AlgorithmSet::all().contains(*a)));
+    }
+
+    #[test]
+    fn rsa_key_limits() {
+        let mut small = vec![0xffu8; 128];
+        small[127] |= 1;
+        assert_eq!(
+            PublicKey::rsa(&small, &[1, 0, 1]).err(),
+            Some(KeyError::RsaTooSmall(1024))
+        );
+        let big = vec![0xffu8; 1024];
+        assert_eq!(
+            PublicKey::rsa(&big, &[1, 0, 1]).err(),
+            Some(KeyError::RsaTooLarge(8192))
+        );
+        let n = vec![0xffu8; 256];
+        assert_eq!(PublicKey::rsa(&n, &[1]).err(), Some(KeyError::RsaExponent));
+        assert_eq!(
+            PublicKey::rsa(&n, &[1, 0, 0]).err(),
+            Some(KeyError::RsaExponent)
+        );
+        assert!(PublicKey::rsa(&n, &[1, 0, 1]).is_ok());
+    }
+
+    #[test]
+    fn ec_point_must_be_on_curve() {
+        assert_eq!(
+            PublicKey::ec(Curve::P256, &[1; 32], &[2; 32]).err(),
+            Some(KeyError::InvalidPoint)
+        );
+        assert_eq!(
+            PublicKey::ec(Curve::P256, &[1; 31], &[2; 32]).err(),
+            Some(KeyError::InvalidPoint)
+        );
+        assert_eq!(
+            PublicKey::ed25519(&[0; 31]).err(),
+            Some(KeyError::InvalidPoint)
+        );
+    }
+}

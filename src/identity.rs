@@ -1,0 +1,154 @@
+//! Who the user is, from verified claims or an API key entry, as header-safe values.
+
+use serde_json::Value;
+
+use crate::config::{ApiKey, HeaderNames, Provider};
+use crate::reason::AuthError;
+use crate::token::VerifiedClaims;
+
+/// Longest identity header value; names and emails are far shorter, anything longer is abuse.
+pub const MAX_VALUE_BYTES: usize = 1024;
+/// Longest groups header: 200 GUIDs (Entra's cap before overage) is ~7.4 KiB.
+pub const MAX_GROUPS_BYTES: usize = 16 * 1024;
+/// The provider header's value for API keys.
+pub const API_KEY_PROVIDER: &str = "api-key";
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub provider: String,
+}
+
+impl Identity {
+    pub fn from_claims(claims: &VerifiedClaims, provider: &Provider) -> Result<Self, AuthError> {
+        let claims = &claims.0;
+        let user_id = provider
+            .user_claims
+            .iter()
+            .find_map(|name| claims.get(name).and_then(scalar))
+            .map(|id| header_safe(&id))
+            .filter(|id| !id.is_empty())
+            .ok_or(AuthError::NoUserId)?;
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .map(header_safe)
+                .filter(|v| !v.is_empty())
+        };
+        let groups = match claims.get("groups") {
+            Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
+            Some(Value::String(one)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        Ok(Identity {
+            user_id,
+            email: text("email"),
+            name: text("name"),
+            groups,
+            provider: provider.name.clone(),
+        })
+    }
+
+    pub fn from_api_key(key: &ApiKey) -> Self {
+        Identity {
+            user_id: key.name.clone(),
+            email: None,
+            name: None,
+            groups: key.groups.clone(),
+            provider: API_KEY_PROVIDER.to_owned(),
+        }
+    }
+
+    /// The identity headers to set upstream; absent values produce no header.
+    pub fn headers<'n>(&self, names: &'n HeaderNames) -> Vec<(&'n str, String)> {
+        let mut out = vec![(names.user_id.as_str(), self.user_id.clone())];
+        if let Some(email) = &self.email {
+            out.push((&names.email, email.clone()));
+        }
+        if let Some(name) = &self.name {
+            out.push((&names.name, name.clone()));
+        }
+        let groups = join_groups(&self.groups);
+        if !groups.is_empty() {
+            out.push((&names.groups, groups));
+        }
+        out.push((&names.provider, self.provider.clone()));
+        out
+    }
+}
+
+/// Strings, and numbers as some IdPs use for ids; anything else is not an identity value.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Drops control characters (CR/LF would split headers, NUL truncates them) and caps the length
+/// on a character boundary. Other UTF-8 is kept as is: header values may carry it (RFC 9110 §5.5).
+pub fn header_safe(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > MAX_VALUE_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    out.trim().to_owned()
+}
+
+/// Comma-separated groups; a comma or `%` inside a name is percent-encoded so the list stays
+/// unambiguous. Groups past `MAX_GROUPS_BYTES` are left out whole, never cut in the middle.
+fn join_groups(groups: &[String]) -> String {
+    let mut out = String::new();
+    for group in groups {
+        let safe = header_safe(group).replace('%', "%25").replace(',', "%2C");
+        if safe.is_empty() {
+            continue;
+        }
+        if out.len() + safe.len() + 1 > MAX_GROUPS_BYTES {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&safe);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_safe_drops_controls_and_caps() {
+        assert_eq!(header_safe("a\r\nx-evil: 1\0b"), "ax-evil: 1b");
+        assert_eq!(header_safe("José Müller"), "José Müller");
+        let long = "é".repeat(MAX_VALUE_BYTES);
+        let capped = header_safe(&long);
+        assert!(capped.len() <= MAX_VALUE_BYTES && capped.len() >= MAX_VALUE_BYTES - 1);
+        assert!(capped.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn groups_are_joined_unambiguously() {
+        let groups = vec![
+            "eng".to_owned(),
+            "a,b".to_owned(),
+            "100%".to_owned(),
+            "\r\n".to_owned(),
+        ];
+        assert_eq!(join_groups(&groups), "eng,a%2Cb,100%25");
+        let many: Vec<String> = (0..1000).map(|i| format!("{i:036}")).collect();
+        let joined = join_groups(&many);
+        assert!(joined.len() <= MAX_GROUPS_BYTES);
+        assert!(joined.split(',').all(|g| g.len() == 36));
+    }
+}

@@ -1,0 +1,179 @@
+//! Turns a JWKS document (RFC 7517) into verifying keys. Unusable keys are skipped one by one with
+//! a reason, so one odd key (an encryption key, an unknown curve) never takes the whole set down.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::crypto::{Algorithm, AlgorithmName, Curve, PublicKey};
+use crate::strict_json;
+
+/// Real JWKS documents are a few KiB (Entra's, with ~8 certificates, is ~10 KiB).
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// Providers publish 2–10 keys during rotation; more is abuse or misconfiguration.
+pub const MAX_KEYS: usize = 64;
+
+#[derive(Debug)]
+pub struct Jwk {
+    pub kid: Option<String>,
+    /// The JWK's own `alg`, when it names one: the key is then used for that algorithm only.
+    pub alg: Option<Algorithm>,
+    pub key: PublicKey,
+}
+
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Jwk>,
+}
+
+/// A key left out of the set, for a warning in the log (`kid` is public, not secret).
+#[derive(Debug, PartialEq, Eq)]
+pub struct SkippedKey {
+    pub kid: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum JwksError {
+    TooLarge(usize),
+    NotJson,
+    NoKeysArray,
+    TooManyKeys(usize),
+    NoUsableKeys,
+}
+
+impl std::fmt::Display for JwksError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksError::TooLarge(n) => {
+                write!(f, "document of {n} bytes is over {MAX_DOCUMENT_BYTES}")
+            }
+            JwksError::NotJson => f.write_str("document is not a JSON object"),
+            JwksError::NoKeysArray => f.write_str("document has no \"keys\" array"),
+            JwksError::TooManyKeys(n) => write!(f, "{n} keys is over the limit of {MAX_KEYS}"),
+            JwksError::NoUsableKeys => f.write_str("no usable signing key"),
+        }
+    }
+}
+
+impl KeySet {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Keys that may have signed a token with this `kid` and `alg`: same `kid` when the token has
+    /// one, a key type that fits `alg`, and no JWK `alg` that says otherwise.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a PublicKey> + 'a {
+        self.keys
+            .iter()
+            .filter(move |jwk| kid.is_none() || jwk.kid.as_deref() == kid)
+            .filter(move |jwk| jwk.alg.is_none_or(|own| own == alg) && jwk.key.fits(alg))
+            .map(|jwk| &jwk.key)
+    }
+}
+
+/// Parses a JWKS document; returns the usable keys and the ones skipped, with why.
+pub fn parse_jwks(document: &[u8]) -> Result<(KeySet, Vec<SkippedKey>), JwksError> {
+    if document.len() > MAX_DOCUMENT_BYTES {
+        return Err(JwksError::TooLarge(document.len()));
+    }
+    let root = strict_json::parse_object(document).map_err(|_| JwksError::NotJson)?;
+    let Some(Value::Array(entries)) = root.get("keys") else {
+        return Err(JwksError::NoKeysArray);
+    };
+    if entries.len() > MAX_KEYS {
+        return Err(JwksError::TooManyKeys(entries.len()));
+    }
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for entry in entries {
+        let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
+        match entry
+            .as_object()
+            .ok_or_else(|| "not an object".to_owned())
+            .and_then(parse_jwk)
+        {
+            Ok((alg, key)) => keys.push(Jwk { kid, alg, key }),
+            Err(reason) => skipped.push(SkippedKey { kid, reason }),
+        }
+    }
+    if keys.is_empty() {
+        return Err(JwksError::NoUsableKeys);
+    }
+    Ok((KeySet { keys }, skipped))
+}
+
+fn parse_jwk(jwk: &Map<String, Value>) -> Result<(Option<Algorithm>, PublicKey), String> {
+    if let Some(use_) = jwk.get("use") {
+        if use_ != "sig" {
+            return Err("\"use\" is not \"sig\"".into());
+        }
+    }
+    if let Some(ops) = jwk.get("key_ops") {
+        let allows_verify = ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|op| op == "verify"));
+        if !allows_verify {
+            return Err("\"key_ops\" does not allow \"verify\"".into());
+        }
+    }
+    let alg = match jwk.get("alg") {
+        None => None,
+        Some(Value::String(name)) => match Algorithm::parse(name) {
+            AlgorithmName::Supported(alg) => Some(alg),
+            _ => return Err(format!("unsupported \"alg\" {}", printable(name))),
+        },
+        Some(_) => return Err("\"alg\" is not a string".into()),
+    };
+    let kty = jwk.get("kty").and_then(Value::as_str).ok_or("no \"kty\"")?;
+    let key = match kty {
+        "RSA" => PublicKey::rsa(&member(jwk, "n")?, &member(jwk, "e")?),
+        "EC" => {
+            let curve = match jwk.get("crv").and_then(Value::as_str) {
+                Some("P-256") => Curve::P256,
+                Some("P-384") => Curve::P384,
+                _ => return Err("unsupported \"crv\"".into()),
+            };
+            PublicKey::ec(curve, &member(jwk, "x")?, &member(jwk, "y")?)
+        }
+        "OKP" => match jwk.get("crv").and_then(Value::as_str) {
+            Some("Ed25519") => PublicKey::ed25519(&member(jwk, "x")?),
+            _ => return Err("unsupported \"crv\"".into()),
+        },
+        other => return Err(format!("unsupported \"kty\" {}", printable(other))),
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(alg) = alg {
+        if !key.fits(alg) {
+            return Err(format!("\"alg\" {} does not fit the key type", alg.name()));
+        }
+    }
+    Ok((alg, key))
+}
+
+/// A base64url member such as `n` or `x`, decoded strictly (no padding, no stray bits).
+fn member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
+    let text = jwk
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("no \"{name}\""))?;
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| format!("\"{name}\" is not base64url"))
+}
+
+/// Echoes a short, printable excerpt of an untrusted string for a log line.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(32)
+        .collect()
+}

@@ -1,0 +1,23 @@
+//! A proxy-wasm HTTP filter that lets a request reach an Anthropic Messages API gateway only with a
+//! valid OIDC token or API key, and tells the upstream who the user is.
+//!
+//! Everything but `plugin` is pure and tested on the host; `plugin` is the thin layer that talks to
+//! the proxy-wasm host.
+
+pub mod api_keys;
+pub mod authn;
+pub mod config;
+pub mod credential;
+pub mod crypto;
+pub mod discovery;
+pub mod identity;
+pub mod jwks;
+pub mod key_store;
+#[cfg(target_arch = "wasm32")]
+mod plugin;
+pub mod reason;
+pub mod reply;
+pub mod strict_json;
+pub mod struct_pb;
+pub mod token;
+pub mod url;

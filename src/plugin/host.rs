@@ -1,0 +1,103 @@
+//! Host calls the filter makes, wrapped so a host error becomes a value instead of the SDK's panic.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, Status};
+
+use crate::reply::Reply;
+
+/// Request headers in one host call; values that are not UTF-8 are read lossily (such a value is
+/// never a valid credential, and identity headers are removed by name whatever their value).
+pub fn request_headers() -> Result<Vec<(String, String)>, Status> {
+    Ok(hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect())
+}
+
+pub fn remove_request_header(name: &str) -> Result<(), Status> {
+    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None)
+}
+
+pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {
+    hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+}
+
+pub fn send_reply(reply: &Reply) -> Result<(), Status> {
+    let headers = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .collect();
+    hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()))
+}
+
+pub fn resume_request() -> Result<(), Status> {
+    hostcalls::resume_http_request()
+}
+
+pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    hostcalls::set_effective_context(context_id)
+}
+
+/// Seconds since the Unix epoch by the host's clock; 0 if the host cannot say (every token then
+/// looks not yet valid rather than forever valid).
+pub fn now_seconds() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn dispatch_get(
+    cluster: &str,
+    authority: &str,
+    path: &str,
+    scheme: &str,
+    timeout_ms: u64,
+) -> Result<u32, Status> {
+    let headers = vec![
+        (":method", "GET"),
+        (":path", path),
+        (":authority", authority),
+        (":scheme", scheme),
+        ("accept", "application/json"),
+    ];
+    hostcalls::dispatch_http_call(
+        cluster,
+        headers,
+        None,
+        vec![],
+        Duration::from_millis(timeout_ms),
+    )
+}
+
+pub fn call_response_status() -> Option<u32> {
+    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse().ok())
+}
+
+pub fn call_response_body(size: usize) -> Option<Vec<u8>> {
+    match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size) {
+        Ok(Some(body)) => Some(body),
+        Ok(None) => Some(Vec::new()),
+        Err(_) => None,
+    }
+}
+
+pub fn set_tick_period(period: Duration) -> Result<(), Status> {
+    hostcalls::set_tick_period(period)
+}
+
+pub fn plugin_configuration(size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+        .ok()
+        .map(Option::unwrap_or_default)
+}
+
+pub fn host_log_level() -> Option<proxy_wasm::types::LogLevel> {
+    hostcalls::get_log_level().ok()
+}

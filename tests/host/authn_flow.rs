@@ -1,0 +1,287 @@
+//! The whole decision: credential lookup, API keys, provider selection, key availability, identity.
+
+use gateway_filter::authn::{decide, Decision};
+use gateway_filter::config::{parse_config, Config};
+use gateway_filter::identity::Identity;
+use gateway_filter::jwks::parse_jwks;
+use gateway_filter::key_store::{KeyAvailability, KeyStore};
+use gateway_filter::reason::AuthError;
+use serde_json::{json, Value};
+
+use crate::fixtures::*;
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn run(config: &Config, pairs: &[(&str, &str)]) -> Decision {
+    decide(&headers(pairs), config, &KeyStore::new(config), NOW)
+}
+
+fn inline_config() -> Config {
+    parse_config(&config_json()).unwrap()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn allowed(decision: Decision) -> Identity {
+    match decision {
+        Decision::Allow(identity) => identity,
+        other => panic!("expected allow, got {other:?}"),
+    }
+}
+
+#[test]
+fn token_maps_to_identity() {
+    let config = inline_config();
+    let identity = allowed(run(
+        &config,
+        &[("authorization", &bearer(&mint("RS256", &claims())))],
+    ));
+    assert_eq!(
+        identity,
+        Identity {
+            user_id: "00000000-0000-0000-0000-000000000001".into(),
+            email: Some("ada@example.com".into()),
+            name: Some("Ada Lovelace".into()),
+            groups: vec!["eng".into(), "ml".into()],
+            provider: "test-idp".into(),
+        }
+    );
+    let set: Vec<(&str, String)> = identity.headers(&config.headers);
+    assert_eq!(
+        set,
+        vec![
+            (
+                "x-gateway-user-id",
+                "00000000-0000-0000-0000-000000000001".to_owned()
+            ),
+            ("x-gateway-user-email", "ada@example.com".to_owned()),
+            ("x-gateway-user-name", "Ada Lovelace".to_owned()),
+            ("x-gateway-user-groups", "eng,ml".to_owned()),
+            ("x-gateway-provider", "test-idp".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn user_id_falls_back_to_sub_and_is_required() {
+    let config = inline_config();
+    let no_oid = claims_with(json!({"oid": null, "groups": "solo"}));
+    let identity = allowed(run(&config, &[("x-api-key", &mint("ES256", &no_oid))]));
+    assert_eq!(identity.user_id, "pairwise-sub");
+    assert_eq!(identity.groups, ["solo"]);
+    let anonymous = claims_with(json!({"oid": null, "sub": null}));
+    assert_eq!(
+        run(&config, &[("x-api-key", &mint("ES256", &anonymous))]),
+        Decision::Deny(AuthError::NoUserId)
+    );
+    let empty = claims_with(json!({"oid": "\r\n", "sub": null}));
+    assert_eq!(
+        run(&config, &[("x-api-key", &mint("ES256", &empty))]),
+        Decision::Deny(AuthError::NoUserId)
+    );
+}
+
+#[test]
+fn claim_values_are_made_header_safe() {
+    let config = inline_config();
+    let hostile = claims_with(json!({
+        "oid": "u1\r\nx-gateway-provider: admin",
+        "name": "Eve\u{0}\u{7f}",
+        "email": "",
+        "groups": ["a,b", "c\nd", 7, {"x": 1}],
+    }));
+    let identity = allowed(run(
+        &config,
+        &[("authorization", &bearer(&mint("EdDSA", &hostile)))],
+    ));
+    assert_eq!(identity.user_id, "u1x-gateway-provider: admin");
+    assert_eq!(identity.name.as_deref(), Some("Eve"));
+    assert_eq!(identity.email, None);
+    let groups = identity
+        .headers(&config.headers)
+        .into_iter()
+        .find(|(n, _)| *n == "x-gateway-user-groups")
+        .unwrap()
+        .1;
+    assert_eq!(groups, "a%2Cb,cd,7");
+}
+
+#[test]
+fn api_keys() {
+    let config = inline_config();
+    let identity = allowed(run(&config, &[("x-api-key", "sk-test-key")]));
+    assert_eq!(
+        identity,
+        Identity {
+            user_id: "ci-bot".into(),
+            email: None,
+            name: None,
+            groups: vec!["bots".into(), "ci".into()],
+            provider: "api-key".into()
+        }
+    );
+    assert_eq!(
+        allowed(run(&config, &[("authorization", "Bearer sk-test-key")])).user_id,
+        "ci-bot"
+    );
+    assert_eq!(
+        run(&config, &[("x-api-key", "sk-wrong")]),
+        Decision::Deny(AuthError::UnknownApiKey)
+    );
+    // Something with dots that is not a key is judged as a token.
+    assert_eq!(
+        run(&config, &[("x-api-key", "sk.wrong")]),
+        Decision::Deny(AuthError::Malformed)
+    );
+}
+
+#[test]
+fn claude_code_sends_the_same_secret_twice() {
+    let config = inline_config();
+    let token = mint("RS256", &claims());
+    let identity = allowed(run(
+        &config,
+        &[("x-api-key", &token), ("authorization", &bearer(&token))],
+    ));
+    assert_eq!(identity.provider, "test-idp");
+}
+
+#[test]
+fn first_credential_decides() {
+    let config = inline_config();
+    let expired = mint("RS256", &claims_with(json!({"exp": NOW - 3600})));
+    // authorization comes first in token_headers: its expired token is judged, not the good key.
+    let decision = run(
+        &config,
+        &[
+            ("x-api-key", "sk-test-key"),
+            ("authorization", &bearer(&expired)),
+        ],
+    );
+    assert_eq!(decision, Decision::Deny(AuthError::Expired));
+    assert_eq!(
+        run(&config, &[]),
+        Decision::Deny(AuthError::MissingCredential)
+    );
+    assert_eq!(
+        run(&config, &[("authorization", "Basic YTpi")]),
+        Decision::Deny(AuthError::MissingCredential)
+    );
+}
+
+#[test]
+fn issuer_selects_the_provider() {
+    let config = inline_config();
+    for iss in [
+        json!("https://evil.example.com"),
+        json!("https://idp.example.com/"),
+        Value::Null,
+    ] {
+        let token = mint("RS256", &claims_with(json!({ "iss": iss })));
+        assert_eq!(
+            run(&config, &[("authorization", &bearer(&token))]),
+            Decision::Deny(AuthError::IssuerNotTrusted),
+            "{iss}"
+        );
+    }
+}
+
+#[test]
+fn oversized_credential() {
+    let config = inline_config();
+    let big = format!("{}.{}.{}", "a".repeat(9000), "b".repeat(9000), "c");
+    assert_eq!(
+        run(&config, &[("authorization", &bearer(&big))]),
+        Decision::Deny(AuthError::CredentialTooLarge)
+    );
+}
+
+fn remote_config() -> Config {
+    let mut config = config_json();
+    config["providers"][0]["jwks"] =
+        json!({"uri": "https://idp.example.com/keys", "cluster": "idp", "refresh_seconds": 60});
+    parse_config(&config).unwrap()
+}
+
+#[test]
+fn requests_wait_for_the_first_fetch_and_fail_when_it_fails() {
+    let config = remote_config();
+    let mut keys = KeyStore::new(&config);
+    let token = bearer(&mint("RS256", &claims()));
+    let request = headers(&[("authorization", &token)]);
+    // Before the VM has started the first fetch, nothing is under way: unavailable, not waiting.
+    assert_eq!(
+        decide(&request, &config, &keys, NOW),
+        Decision::Deny(AuthError::KeysUnavailable)
+    );
+    assert_eq!(keys.start_due_fetches(NOW), vec![0]);
+    assert_eq!(
+        decide(&request, &config, &keys, NOW),
+        Decision::WaitForKeys(0)
+    );
+    // API keys never wait for an identity provider.
+    let key_request = headers(&[("x-api-key", "sk-test-key")]);
+    assert!(matches!(
+        decide(&key_request, &config, &keys, NOW),
+        Decision::Allow(_)
+    ));
+    keys.fetch_failed(0, NOW);
+    assert_eq!(
+        decide(&request, &config, &keys, NOW),
+        Decision::Deny(AuthError::KeysUnavailable)
+    );
+    // Retry after backoff, then success.
+    assert!(keys.start_due_fetches(NOW).is_empty());
+    assert_eq!(keys.start_due_fetches(NOW + 1), vec![0]);
+    let (set, _) = parse_jwks(jwks().to_string().as_bytes()).unwrap();
+    keys.fetch_succeeded(0, set, NOW + 1);
+    assert!(matches!(
+        decide(&request, &config, &keys, NOW + 1),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn key_store_schedule() {
+    let config = remote_config();
+    let mut keys = KeyStore::new(&config);
+    assert!(matches!(keys.availability(0), KeyAvailability::Unavailable));
+    assert_eq!(keys.start_due_fetches(100), vec![0]);
+    assert!(
+        keys.start_due_fetches(100).is_empty(),
+        "no second fetch while one is under way"
+    );
+    assert!(matches!(keys.availability(0), KeyAvailability::Pending));
+    // Backoff: 1, 2, 4, 8 ... seconds, capped at refresh_seconds (60).
+    let mut now = 100;
+    for expected in [1, 2, 4, 8, 16, 32, 60, 60] {
+        keys.fetch_failed(0, now);
+        assert!(keys.start_due_fetches(now + expected - 1).is_empty());
+        assert_eq!(
+            keys.start_due_fetches(now + expected),
+            vec![0],
+            "backoff {expected}"
+        );
+        now += expected;
+    }
+    let (set, _) = parse_jwks(jwks().to_string().as_bytes()).unwrap();
+    keys.fetch_succeeded(0, set, now);
+    assert_eq!(keys.key_count(0), 4);
+    // A failed refresh keeps the last good keys.
+    assert_eq!(keys.start_due_fetches(now + 60), vec![0]);
+    keys.fetch_failed(0, now + 60);
+    assert!(matches!(keys.availability(0), KeyAvailability::Ready(_)));
+    assert_eq!(keys.key_count(0), 4);
+    // Inline providers never fetch.
+    let inline = inline_config();
+    assert!(KeyStore::new(&inline)
+        .start_due_fetches(u64::MAX)
+        .is_empty());
+}

@@ -1,0 +1,236 @@
+//! The configuration table: every refused field gives its JSON path and reason.
+
+use gateway_filter::config::{parse_config, parse_plugin_configuration, JwksLocation, JwksSource};
+use gateway_filter::crypto::Algorithm;
+use serde_json::{json, Value};
+
+use crate::fixtures::*;
+
+/// A remote provider config to vary.
+fn base() -> Value {
+    json!({
+        "providers": [{
+            "name": "entra",
+            "issuer": "https://login.microsoftonline.com/tid/v2.0",
+            "audiences": ["client-id"],
+            "jwks": {"uri": "https://login.microsoftonline.com/tid/discovery/v2.0/keys", "cluster": "entra_jwks"},
+        }]
+    })
+}
+
+fn with(path: &[&str], value: Value) -> Value {
+    let mut config = base();
+    let mut target = &mut config;
+    for (i, key) in path.iter().enumerate() {
+        if i == path.len() - 1 {
+            if value.is_null() {
+                target.as_object_mut().unwrap().remove(*key);
+            } else {
+                target[*key] = value.clone();
+            }
+            break;
+        }
+        target = match key.parse::<usize>() {
+            Ok(index) => &mut target[index],
+            Err(_) => &mut target[*key],
+        };
+    }
+    config
+}
+
+#[test]
+fn defaults_follow_the_contract() {
+    let config = parse_config(&base()).unwrap();
+    let p = &config.providers[0];
+    assert_eq!(config.token_headers, ["authorization", "x-api-key"]);
+    assert!(config.remove_credential);
+    assert_eq!(config.headers.user_id, "x-gateway-user-id");
+    assert_eq!(config.headers.email, "x-gateway-user-email");
+    assert_eq!(config.headers.name, "x-gateway-user-name");
+    assert_eq!(config.headers.groups, "x-gateway-user-groups");
+    assert_eq!(config.headers.provider, "x-gateway-provider");
+    assert_eq!(config.headers.tenant_id, "x-gateway-tenant-id");
+    assert_eq!(config.headers.groups_overage, "x-gateway-groups-overage");
+    assert_eq!(p.user_claims, ["oid", "sub"]);
+    assert_eq!(p.clock_skew_seconds, 60);
+    for alg in Algorithm::ALL {
+        assert!(p.algorithms.contains(alg));
+    }
+    let JwksSource::Remote(remote) = &p.jwks else {
+        panic!("remote expected")
+    };
+    assert_eq!(remote.refresh_seconds, 600);
+    assert_eq!(remote.timeout_ms, 5000);
+    assert_eq!(remote.cluster, "entra_jwks");
+    let JwksLocation::Uri(url) = &remote.location else {
+        panic!("uri expected")
+    };
+    assert_eq!(url.authority, "login.microsoftonline.com");
+    assert_eq!(url.path, "/tid/discovery/v2.0/keys");
+}
+
+#[test]
+fn discovery_url_is_derived_from_the_issuer() {
+    let config = with(
+        &["providers", "0", "jwks"],
+        json!({"discovery": true, "cluster": "entra"}),
+    );
+    let config = parse_config(&config).unwrap();
+    let JwksSource::Remote(remote) = &config.providers[0].jwks else {
+        panic!()
+    };
+    let JwksLocation::Discovery(url) = &remote.location else {
+        panic!()
+    };
+    assert_eq!(url.path, "/tid/v2.0/.well-known/openid-configuration");
+}
+
+#[test]
+fn explicit_values_are_used() {
+    let mut config = base();
+    config["token_headers"] = json!(["X-Api-Key"]);
+    config["remove_credential"] = json!(false);
+    config["headers"] = json!({"user_id": "X-User"});
+    config["providers"][0]["user_claims"] = json!(["email"]);
+    config["providers"][0]["algorithms"] = json!(["ES256", "EdDSA"]);
+    config["providers"][0]["clock_skew_seconds"] = json!(0);
+    let config = parse_config(&config).unwrap();
+    assert_eq!(config.token_headers, ["x-api-key"]);
+    assert!(!config.remove_credential);
+    assert_eq!(config.headers.user_id, "x-user");
+    assert_eq!(config.headers.email, "x-gateway-user-email");
+    let p = &config.providers[0];
+    assert_eq!(p.user_claims, ["email"]);
+    assert!(p.algorithms.contains(Algorithm::EdDSA) && !p.algorithms.contains(Algorithm::RS256));
+    assert_eq!(p.clock_skew_seconds, 0);
+}
+
+#[test]
+fn api_keys_alone_are_enough() {
+    let config = json!({"api_keys": [{"name": "bot", "sha256": sha256_hex("k")}]});
+    let config = parse_config(&config).unwrap();
+    assert!(config.providers.is_empty());
+    assert_eq!(config.api_keys[0].name, "bot");
+    assert!(config.api_keys[0].groups.is_empty());
+}
+
+#[test]
+fn refused_configurations_name_field_and_reason() {
+    let inline_jwks = jwks().to_string();
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({}), "providers: required unless api_keys is set"),
+        (json!({"providers": []}), "providers: must not be empty unless api_keys is set"),
+        (json!({"providers": {}}), "providers: must be an array"),
+        (json!([]), "must be an object"),
+        (with(&["providerz"], json!([])), "providerz: unknown field"),
+        (with(&["providers", "0", "issuer"], Value::Null), "providers[0].issuer: required"),
+        (with(&["providers", "0", "issuer"], json!("")), "providers[0].issuer: must not be empty"),
+        (with(&["providers", "0", "issuer"], json!(7)), "providers[0].issuer: must be a string"),
+        (
+            with(&["providers", "0", "issuer"], json!("https://accounts.google.com/.well-known/openid-configuration")),
+            "providers[0].issuer: ends with /.well-known/openid-configuration: remove that suffix, the issuer is the URL before it",
+        ),
+        (with(&["providers", "0", "name"], Value::Null), "providers[0].name: required"),
+        (with(&["providers", "0", "name"], json!("my idp")), "providers[0].name: must be 1 to 64 letters, digits, '-', '_' or '.'"),
+        (with(&["providers", "0", "audiences"], json!([])), "providers[0].audiences: must not be empty"),
+        (with(&["providers", "0", "audiences"], json!("client-id")), "providers[0].audiences: must be an array"),
+        (with(&["providers", "0", "audiences"], json!(["a", 1])), "providers[0].audiences[1]: must be a string"),
+        (with(&["providers", "0", "jwks"], Value::Null), "providers[0].jwks: required"),
+        (with(&["providers", "0", "jwks"], json!({})), "providers[0].jwks: set exactly one of inline, uri, discovery"),
+        (
+            with(&["providers", "0", "jwks", "inline"], json!(inline_jwks)),
+            "providers[0].jwks: set exactly one of inline, uri, discovery",
+        ),
+        (
+            with(&["providers", "0", "jwks", "discovery"], json!(true)),
+            "providers[0].jwks: set exactly one of inline, uri, discovery",
+        ),
+        (with(&["providers", "0", "jwks", "discovery"], json!("yes")), "providers[0].jwks.discovery: must be true or false"),
+        (with(&["providers", "0", "jwks", "cluster"], Value::Null), "providers[0].jwks.cluster: required"),
+        (with(&["providers", "0", "jwks", "uri"], json!("login.microsoftonline.com/keys")), "providers[0].jwks.uri: must start with https:// or http://"),
+        (with(&["providers", "0", "jwks", "refresh_seconds"], json!(0)), "providers[0].jwks.refresh_seconds: must be a whole number from 1 to 604800"),
+        (with(&["providers", "0", "jwks", "refresh_seconds"], json!(1.5)), "providers[0].jwks.refresh_seconds: must be a whole number from 1 to 604800"),
+        (with(&["providers", "0", "jwks", "timeout_ms"], json!(-5)), "providers[0].jwks.timeout_ms: must be a whole number from 1 to 60000"),
+        (with(&["providers", "0", "jwks", "timeout_s"], json!(5)), "providers[0].jwks.timeout_s: unknown field"),
+        (
+            with(&["providers", "0", "jwks"], json!({"inline": inline_jwks, "cluster": "x"})),
+            "providers[0].jwks.cluster: only applies to uri or discovery",
+        ),
+        (with(&["providers", "0", "jwks"], json!({"inline": "{}"})), "providers[0].jwks.inline: document has no \"keys\" array"),
+        (with(&["providers", "0", "jwks"], json!({"inline": "{\"keys\":[]}"})), "providers[0].jwks.inline: no usable signing key"),
+        (
+            with(&["providers", "0", "jwks"], json!({"inline": r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}"#})),
+            "providers[0].jwks.inline: no usable signing key",
+        ),
+        (with(&["providers", "0", "algorithms"], json!(["RS256", "none"])), "providers[0].algorithms[1]: none and HMAC algorithms are never accepted"),
+        (with(&["providers", "0", "algorithms"], json!(["HS256"])), "providers[0].algorithms[0]: none and HMAC algorithms are never accepted"),
+        (with(&["providers", "0", "algorithms"], json!(["RS1"])), "providers[0].algorithms[0]: unsupported algorithm"),
+        (with(&["providers", "0", "algorithms"], json!([])), "providers[0].algorithms: must not be empty"),
+        (with(&["providers", "0", "user_claims"], json!([])), "providers[0].user_claims: must not be empty"),
+        (with(&["providers", "0", "clock_skew_seconds"], json!(3600)), "providers[0].clock_skew_seconds: must be a whole number from 0 to 600"),
+        (with(&["providers", "0", "preset"], json!("entra")), "providers[0].preset: unknown field"),
+        (with(&["token_headers"], json!([])), "token_headers: must not be empty"),
+        (with(&["token_headers"], json!(["x api key"])), "token_headers[0]: is not a valid HTTP header name"),
+        (with(&["token_headers"], json!(["x-api-key", "X-API-KEY"])), "token_headers: value \"x-api-key\" appears twice"),
+        (with(&["headers"], json!({"user_id": "x-gateway-user-email"})), "headers: header name \"x-gateway-user-email\" appears twice"),
+        (with(&["headers"], json!({"user_id": "authorization"})), "headers: \"authorization\" is also a credential header in token_headers"),
+        (with(&["headers"], json!({"user_id": ":path"})), "headers.user_id: is not a valid HTTP header name"),
+        (with(&["headers"], json!({"user": "x"})), "headers.user: unknown field"),
+        (with(&["remove_credential"], json!("false")), "remove_credential: must be true or false"),
+        (with(&["api_keys"], json!([{"name": "bot"}])), "api_keys[0].sha256: required"),
+        (with(&["api_keys"], json!([{"name": "bot", "sha256": "abc"}])), "api_keys[0].sha256: must be 64 hex digits (the SHA-256 of the key)"),
+        (with(&["api_keys"], json!([{"name": "bot", "key": "sk-plaintext", "sha256": sha256_hex("x")}])), "api_keys[0].key: unknown field"),
+        (
+            with(&["api_keys"], json!([{"name": "bot", "sha256": sha256_hex("x")}, {"name": "bot", "sha256": sha256_hex("y")}])),
+            "api_keys: name \"bot\" appears twice",
+        ),
+    ];
+    for (config, expected) in cases {
+        let error = parse_config(&config).expect_err(expected);
+        assert_eq!(error.to_string(), expected, "config: {config}");
+    }
+}
+
+#[test]
+fn duplicate_provider_names_and_issuers() {
+    let mut config = base();
+    let second = config["providers"][0].clone();
+    config["providers"].as_array_mut().unwrap().push(second);
+    assert_eq!(
+        parse_config(&config).unwrap_err().to_string(),
+        "providers: name \"entra\" appears twice"
+    );
+    config["providers"][1]["name"] = json!("entra-2");
+    assert_eq!(
+        parse_config(&config).unwrap_err().to_string(),
+        "providers: issuer \"https://login.microsoftonline.com/tid/v2.0\" appears twice"
+    );
+}
+
+#[test]
+fn plugin_configuration_bytes() {
+    let json = base().to_string();
+    assert!(parse_plugin_configuration(json.as_bytes()).is_ok());
+    assert!(parse_plugin_configuration(format!("  \n{json}").as_bytes()).is_ok());
+    assert_eq!(
+        parse_plugin_configuration(b"{\"providers\": [}")
+            .unwrap_err()
+            .to_string(),
+        "not valid JSON: expected value at line 1 column 16"
+    );
+    assert_eq!(
+        parse_plugin_configuration(br#"{"providers":[],"providers":[]}"#)
+            .unwrap_err()
+            .to_string(),
+        "not valid JSON: duplicate key at line 1 column 31"
+    );
+    // Empty bytes are an empty Struct: no providers, no keys.
+    assert_eq!(
+        parse_plugin_configuration(b"").unwrap_err().to_string(),
+        "providers: required unless api_keys is set"
+    );
+    assert!(parse_plugin_configuration(&[0x0a, 0x05])
+        .unwrap_err()
+        .to_string()
+        .starts_with("not a JSON object or protobuf Struct"));
+}

@@ -1,0 +1,7 @@
+//! Host tests across modules, on the `rlib`: token verification, configuration, the request flow.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod authn_flow;
+mod config_table;
+mod fixtures;
+mod verify;
