@@ -5,13 +5,17 @@ use subtle::ConstantTimeEq;
 
 use crate::config::ApiKey;
 
-/// The configured key whose digest matches `credential`. Every entry is compared, whatever
-/// matched, so the time taken says nothing about which digests are configured.
-pub fn find_api_key<'k>(keys: &'k [ApiKey], credential: &str) -> Option<&'k ApiKey> {
-    let digest: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
+/// SHA-256 of a credential: how API keys are matched and opaque-token answers are cached.
+pub fn digest(credential: &str) -> [u8; 32] {
+    Sha256::digest(credential.as_bytes()).into()
+}
+
+/// The configured key with this digest. Every entry is compared, whatever matched, so the time
+/// taken says nothing about which digests are configured.
+pub fn find_api_key<'k>(keys: &'k [ApiKey], digest: &[u8; 32]) -> Option<&'k ApiKey> {
     let mut found = None;
     for key in keys {
-        if bool::from(key.sha256.ct_eq(&digest)) {
+        if bool::from(key.sha256.ct_eq(digest)) {
             found = Some(key);
         }
     }
@@ -23,22 +27,15 @@ mod tests {
     use super::*;
 
     fn key(name: &str, secret: &str) -> ApiKey {
-        ApiKey {
-            name: name.into(),
-            sha256: Sha256::digest(secret.as_bytes()).into(),
-            groups: vec![],
-        }
+        ApiKey { name: name.into(), sha256: digest(secret), groups: vec![] }
     }
 
     #[test]
     fn matches_by_digest() {
         let keys = [key("a", "secret-a"), key("b", "secret-b")];
-        assert_eq!(
-            find_api_key(&keys, "secret-b").map(|k| k.name.as_str()),
-            Some("b")
-        );
-        assert!(find_api_key(&keys, "secret-c").is_none());
-        assert!(find_api_key(&keys, "").is_none());
-        assert!(find_api_key(&[], "secret-a").is_none());
+        assert_eq!(find_api_key(&keys, &digest("secret-b")).map(|k| k.name.as_str()), Some("b"));
+        assert!(find_api_key(&keys, &digest("secret-c")).is_none());
+        assert!(find_api_key(&keys, &digest("")).is_none());
+        assert!(find_api_key(&[], &digest("secret-a")).is_none());
     }
 }

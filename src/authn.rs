@@ -1,11 +1,14 @@
-//! The whole request decision in one pure function: headers, configuration, keys and the time in;
-//! allow with an identity, deny with a reason, or wait for keys out.
+//! The whole request decision in one pure function: headers, configuration, key and introspection
+//! state and the time in; allow, deny, wait, or ask the provider out.
 
-use crate::api_keys::find_api_key;
-use crate::config::Config;
+use crate::api_keys::{digest, find_api_key};
+use crate::config::{Config, OveragePolicy};
 use crate::credential::{find_credential, Headers};
+use crate::diagnosis;
 use crate::identity::Identity;
 use crate::key_store::{KeyAvailability, KeyStore};
+use crate::opaque::{Digest, Lookup, OpaqueState};
+use crate::policy;
 use crate::reason::AuthError;
 use crate::token::{self, looks_like_jwt};
 
@@ -15,41 +18,81 @@ pub enum Decision {
     Deny(AuthError),
     /// The token's provider has no keys yet but a fetch is under way (index into `providers`).
     WaitForKeys(usize),
+    /// An introspection call about this very token is under way.
+    WaitForIntrospection(Digest),
+    /// Ask the opaque-token provider about this credential.
+    Introspect {
+        provider: usize,
+        digest: Digest,
+        credential: Credential,
+    },
 }
 
-pub fn decide(headers: &Headers, config: &Config, keys: &KeyStore, now: u64) -> Decision {
-    match authenticate(headers, config, keys, now) {
+/// A credential that must leave the VM (to the introspection endpoint); never printed.
+#[derive(PartialEq, Eq)]
+pub struct Credential(pub String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(..)")
+    }
+}
+
+/// What the request path reads of the VM's state.
+pub struct State<'a> {
+    pub keys: &'a KeyStore,
+    pub opaque: &'a OpaqueState,
+    pub now: u64,
+}
+
+pub fn decide(headers: &Headers, config: &Config, state: &State) -> Decision {
+    match authenticate(headers, config, state) {
         Ok(decision) => decision,
         Err(reason) => Decision::Deny(reason),
     }
 }
 
-fn authenticate(
-    headers: &Headers,
-    config: &Config,
-    keys: &KeyStore,
-    now: u64,
-) -> Result<Decision, AuthError> {
+fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Decision, AuthError> {
     let credential = find_credential(headers, &config.token_headers)?;
-    if let Some(key) = find_api_key(&config.api_keys, credential) {
+    let digest = digest(credential);
+    if let Some(key) = find_api_key(&config.api_keys, &digest) {
         return Ok(Decision::Allow(Identity::from_api_key(key)));
     }
-    if !looks_like_jwt(credential) {
-        return Err(AuthError::UnknownApiKey);
+    if looks_like_jwt(credential) {
+        return verify_jwt(credential, config, state);
     }
+    let Some((provider, _)) = config.opaque_provider() else {
+        return Err(AuthError::UnknownApiKey);
+    };
+    match state.opaque.lookup(&digest, state.now) {
+        Lookup::Hit(outcome) => outcome.map(Decision::Allow),
+        Lookup::InFlight => Ok(Decision::WaitForIntrospection(digest)),
+        Lookup::Miss => {
+            Ok(Decision::Introspect { provider, digest, credential: Credential(credential.to_owned()) })
+        }
+    }
+}
+
+fn verify_jwt(credential: &str, config: &Config, state: &State) -> Result<Decision, AuthError> {
     let token = token::parse(credential)?;
     let issuer = token.issuer().ok_or(AuthError::IssuerNotTrusted)?;
-    let (index, provider) = config
-        .providers
-        .iter()
-        .enumerate()
-        .find(|(_, p)| p.issuer == issuer)
-        .ok_or(AuthError::IssuerNotTrusted)?;
-    let key_set = match keys.availability(index) {
+    let Some((index, provider)) = config.provider_for_issuer(issuer) else {
+        return Err(diagnosis::untrusted_issuer(issuer, config));
+    };
+    if let Some(reason) = diagnosis::foreign_token(&token, provider) {
+        return Err(reason);
+    }
+    let key_set = match state.keys.availability(index) {
         KeyAvailability::Ready(key_set) => key_set,
         KeyAvailability::Pending => return Ok(Decision::WaitForKeys(index)),
         KeyAvailability::Unavailable => return Err(AuthError::KeysUnavailable),
     };
-    let claims = token.verify(provider, key_set, now)?;
-    Identity::from_claims(&claims, provider).map(Decision::Allow)
+    let claims = token.verify(provider, key_set, state.now)?;
+    let identity = Identity::from_claims(&claims, provider)?;
+    // Policy refusals (403) only once the token is known to be genuine.
+    policy::check_scopes(&claims.0, &provider.required_scopes)?;
+    if identity.groups_overage && provider.groups_overage == OveragePolicy::Deny {
+        return Err(AuthError::GroupsOverage);
+    }
+    Ok(Decision::Allow(identity))
 }

@@ -11,15 +11,9 @@ pub type Headers = [(String, String)];
 
 /// The credential from the first of `token_headers` present. `authorization` counts only with the
 /// `Bearer` scheme (RFC 6750 §2.1; the scheme is case-insensitive per RFC 9110 §11.1).
-pub fn find_credential<'h>(
-    headers: &'h Headers,
-    token_headers: &[String],
-) -> Result<&'h str, AuthError> {
+pub fn find_credential<'h>(headers: &'h Headers, token_headers: &[String]) -> Result<&'h str, AuthError> {
     for name in token_headers {
-        let Some(value) = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        let Some(value) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         else {
             continue;
         };
@@ -60,10 +54,7 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
     }
     fn names() -> Vec<String> {
         vec!["authorization".into(), "x-api-key".into()]
@@ -90,20 +81,11 @@ mod tests {
 
     #[test]
     fn other_schemes_are_not_credentials() {
-        let h = headers(&[
-            ("authorization", "Basic dXNlcjpwYXNz"),
-            ("x-api-key", "key"),
-        ]);
+        let h = headers(&[("authorization", "Basic dXNlcjpwYXNz"), ("x-api-key", "key")]);
         assert_eq!(find_credential(&h, &names()), Ok("key"));
         let h = headers(&[("authorization", "Bearerabc")]);
-        assert_eq!(
-            find_credential(&h, &names()),
-            Err(AuthError::MissingCredential)
-        );
-        assert_eq!(
-            find_credential(&headers(&[]), &names()),
-            Err(AuthError::MissingCredential)
-        );
+        assert_eq!(find_credential(&h, &names()), Err(AuthError::MissingCredential));
+        assert_eq!(find_credential(&headers(&[]), &names()), Err(AuthError::MissingCredential));
     }
 
     #[test]
@@ -112,19 +94,13 @@ mod tests {
             find_credential(&headers(&[("authorization", "Bearer ")]), &names()),
             Err(AuthError::Malformed)
         );
-        assert_eq!(
-            find_credential(&headers(&[("x-api-key", "")]), &names()),
-            Err(AuthError::Malformed)
-        );
+        assert_eq!(find_credential(&headers(&[("x-api-key", "")]), &names()), Err(AuthError::Malformed));
         let big = "a".repeat(MAX_CREDENTIAL_BYTES + 1);
         assert_eq!(
             find_credential(&headers(&[("x-api-key", &big)]), &names()),
             Err(AuthError::CredentialTooLarge)
         );
         let fits = "a".repeat(MAX_CREDENTIAL_BYTES);
-        assert_eq!(
-            find_credential(&headers(&[("x-api-key", &fits)]), &names()),
-            Ok(fits.as_str())
-        );
+        assert_eq!(find_credential(&headers(&[("x-api-key", &fits)]), &names()), Ok(fits.as_str()));
     }
 }

@@ -121,9 +121,7 @@ impl std::fmt::Display for KeyError {
             KeyError::RsaTooLarge(bits) => {
                 write!(f, "RSA modulus of {bits} bits is over {RSA_MAX_BITS}")
             }
-            KeyError::RsaExponent => {
-                f.write_str("RSA exponent is not an odd number from 3 to 2^32")
-            }
+            KeyError::RsaExponent => f.write_str("RSA exponent is not an odd number from 3 to 2^32"),
             KeyError::InvalidPoint => f.write_str("public key is not a valid curve point"),
         }
     }
@@ -171,9 +169,7 @@ impl PublicKey {
     }
 
     pub fn ed25519(x: &[u8]) -> Result<Self, KeyError> {
-        ed25519_compact::PublicKey::from_slice(x)
-            .map(PublicKey::Ed25519)
-            .map_err(|_| KeyError::InvalidPoint)
+        ed25519_compact::PublicKey::from_slice(x).map(PublicKey::Ed25519).map_err(|_| KeyError::InvalidPoint)
     }
 
     /// Whether this key can verify `alg` (RFC 7518: RSA for RS*/PS*, the matching curve for ES*).
@@ -181,10 +177,8 @@ impl PublicKey {
         use Algorithm::*;
         matches!(
             (self, alg),
-            (
-                PublicKey::Rsa(_),
-                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
-            ) | (PublicKey::P256(_), ES256)
+            (PublicKey::Rsa(_), RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+                | (PublicKey::P256(_), ES256)
                 | (PublicKey::P384(_), ES384)
                 | (PublicKey::Ed25519(_), EdDSA)
         )
@@ -234,21 +228,9 @@ fn verify_rsa(key: &RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u
     }
     use Algorithm::*;
     let outcome = match alg {
-        RS256 => key.verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(message),
-            signature,
-        ),
-        RS384 => key.verify(
-            Pkcs1v15Sign::new::<Sha384>(),
-            &Sha384::digest(message),
-            signature,
-        ),
-        RS512 => key.verify(
-            Pkcs1v15Sign::new::<Sha512>(),
-            &Sha512::digest(message),
-            signature,
-        ),
+        RS256 => key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message), signature),
+        RS384 => key.verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(message), signature),
+        RS512 => key.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(message), signature),
         // RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash output.
         PS256 => key.verify(Pss::new::<Sha256>(), &Sha256::digest(message), signature),
         PS384 => key.verify(Pss::new::<Sha384>(), &Sha384::digest(message), signature),
@@ -280,46 +262,26 @@ mod tests {
         assert!(set.contains(Algorithm::RS256));
         assert!(set.contains(Algorithm::EdDSA));
         assert!(!set.contains(Algorithm::PS256));
-        assert!(Algorithm::ALL
-            .iter()
-            .all(|a| AlgorithmSet::all().contains(*a)));
+        assert!(Algorithm::ALL.iter().all(|a| AlgorithmSet::all().contains(*a)));
     }
 
     #[test]
     fn rsa_key_limits() {
         let mut small = vec![0xffu8; 128];
         small[127] |= 1;
-        assert_eq!(
-            PublicKey::rsa(&small, &[1, 0, 1]).err(),
-            Some(KeyError::RsaTooSmall(1024))
-        );
+        assert_eq!(PublicKey::rsa(&small, &[1, 0, 1]).err(), Some(KeyError::RsaTooSmall(1024)));
         let big = vec![0xffu8; 1024];
-        assert_eq!(
-            PublicKey::rsa(&big, &[1, 0, 1]).err(),
-            Some(KeyError::RsaTooLarge(8192))
-        );
+        assert_eq!(PublicKey::rsa(&big, &[1, 0, 1]).err(), Some(KeyError::RsaTooLarge(8192)));
         let n = vec![0xffu8; 256];
         assert_eq!(PublicKey::rsa(&n, &[1]).err(), Some(KeyError::RsaExponent));
-        assert_eq!(
-            PublicKey::rsa(&n, &[1, 0, 0]).err(),
-            Some(KeyError::RsaExponent)
-        );
+        assert_eq!(PublicKey::rsa(&n, &[1, 0, 0]).err(), Some(KeyError::RsaExponent));
         assert!(PublicKey::rsa(&n, &[1, 0, 1]).is_ok());
     }
 
     #[test]
     fn ec_point_must_be_on_curve() {
-        assert_eq!(
-            PublicKey::ec(Curve::P256, &[1; 32], &[2; 32]).err(),
-            Some(KeyError::InvalidPoint)
-        );
-        assert_eq!(
-            PublicKey::ec(Curve::P256, &[1; 31], &[2; 32]).err(),
-            Some(KeyError::InvalidPoint)
-        );
-        assert_eq!(
-            PublicKey::ed25519(&[0; 31]).err(),
-            Some(KeyError::InvalidPoint)
-        );
+        assert_eq!(PublicKey::ec(Curve::P256, &[1; 32], &[2; 32]).err(), Some(KeyError::InvalidPoint));
+        assert_eq!(PublicKey::ec(Curve::P256, &[1; 31], &[2; 32]).err(), Some(KeyError::InvalidPoint));
+        assert_eq!(PublicKey::ed25519(&[0; 31]).err(), Some(KeyError::InvalidPoint));
     }
 }

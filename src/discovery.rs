@@ -43,10 +43,7 @@ pub fn parse_discovery(document: &[u8], issuer: &str) -> Result<Url, DiscoveryEr
     if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
         return Err(DiscoveryError::IssuerMismatch);
     }
-    let uri = doc
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or(DiscoveryError::NoJwksUri)?;
+    let uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or(DiscoveryError::NoJwksUri)?;
     parse_url(uri).map_err(DiscoveryError::BadJwksUri)
 }
 
@@ -65,28 +62,14 @@ mod tests {
     #[test]
     fn refuses_other_issuers_and_broken_documents() {
         let doc = br#"{"issuer":"https://evil.example","jwks_uri":"https://evil.example/keys"}"#;
-        assert_eq!(
-            parse_discovery(doc, "https://accounts.google.com"),
-            Err(DiscoveryError::IssuerMismatch)
-        );
-        assert_eq!(
-            parse_discovery(br#"{"issuer":"i"}"#, "i"),
-            Err(DiscoveryError::NoJwksUri)
-        );
+        assert_eq!(parse_discovery(doc, "https://accounts.google.com"), Err(DiscoveryError::IssuerMismatch));
+        assert_eq!(parse_discovery(br#"{"issuer":"i"}"#, "i"), Err(DiscoveryError::NoJwksUri));
         assert_eq!(
             parse_discovery(br#"{"issuer":"i","jwks_uri":"ftp://x"}"#, "i"),
-            Err(DiscoveryError::BadJwksUri(
-                "must start with https:// or http://"
-            ))
+            Err(DiscoveryError::BadJwksUri("must start with https:// or http://"))
         );
-        assert_eq!(
-            parse_discovery(b"<html>", "i"),
-            Err(DiscoveryError::NotJson)
-        );
+        assert_eq!(parse_discovery(b"<html>", "i"), Err(DiscoveryError::NotJson));
         let big = vec![b' '; MAX_DOCUMENT_BYTES + 1];
-        assert_eq!(
-            parse_discovery(&big, "i"),
-            Err(DiscoveryError::TooLarge(MAX_DOCUMENT_BYTES + 1))
-        );
+        assert_eq!(parse_discovery(&big, "i"), Err(DiscoveryError::TooLarge(MAX_DOCUMENT_BYTES + 1)));
     }
 }

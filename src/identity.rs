@@ -1,8 +1,9 @@
 //! Who the user is, from verified claims or an API key entry, as header-safe values.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::config::{ApiKey, HeaderNames, Provider};
+use crate::policy;
 use crate::reason::AuthError;
 use crate::token::VerifiedClaims;
 
@@ -13,18 +14,26 @@ pub const MAX_GROUPS_BYTES: usize = 16 * 1024;
 /// The provider header's value for API keys.
 pub const API_KEY_PROVIDER: &str = "api-key";
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub user_id: String,
     pub email: Option<String>,
     pub name: Option<String>,
     pub groups: Vec<String>,
     pub provider: String,
+    /// Entra `tid`, when the token has one.
+    pub tenant_id: Option<String>,
+    /// The provider left the groups out (Entra overage): `groups` is not the user's real list.
+    pub groups_overage: bool,
 }
 
 impl Identity {
     pub fn from_claims(claims: &VerifiedClaims, provider: &Provider) -> Result<Self, AuthError> {
-        let claims = &claims.0;
+        Self::from_claim_map(&claims.0, provider)
+    }
+
+    /// From any claim set the provider vouched for: verified token claims or an introspection answer.
+    pub fn from_claim_map(claims: &Map<String, Value>, provider: &Provider) -> Result<Self, AuthError> {
         let user_id = provider
             .user_claims
             .iter()
@@ -32,13 +41,8 @@ impl Identity {
             .map(|id| header_safe(&id))
             .filter(|id| !id.is_empty())
             .ok_or(AuthError::NoUserId)?;
-        let text = |name: &str| {
-            claims
-                .get(name)
-                .and_then(Value::as_str)
-                .map(header_safe)
-                .filter(|v| !v.is_empty())
-        };
+        let text =
+            |name: &str| claims.get(name).and_then(Value::as_str).map(header_safe).filter(|v| !v.is_empty());
         let groups = match claims.get("groups") {
             Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
             Some(Value::String(one)) => vec![one.clone()],
@@ -50,6 +54,8 @@ impl Identity {
             name: text("name"),
             groups,
             provider: provider.name.clone(),
+            tenant_id: text("tid"),
+            groups_overage: policy::groups_left_out(claims),
         })
     }
 
@@ -60,6 +66,8 @@ impl Identity {
             name: None,
             groups: key.groups.clone(),
             provider: API_KEY_PROVIDER.to_owned(),
+            tenant_id: None,
+            groups_overage: false,
         }
     }
 
@@ -77,6 +85,12 @@ impl Identity {
             out.push((&names.groups, groups));
         }
         out.push((&names.provider, self.provider.clone()));
+        if let Some(tenant) = &self.tenant_id {
+            out.push((&names.tenant_id, tenant.clone()));
+        }
+        if self.groups_overage {
+            out.push((&names.groups_overage, "true".to_owned()));
+        }
         out
     }
 }
@@ -139,12 +153,7 @@ mod tests {
 
     #[test]
     fn groups_are_joined_unambiguously() {
-        let groups = vec![
-            "eng".to_owned(),
-            "a,b".to_owned(),
-            "100%".to_owned(),
-            "\r\n".to_owned(),
-        ];
+        let groups = vec!["eng".to_owned(), "a,b".to_owned(), "100%".to_owned(), "\r\n".to_owned()];
         assert_eq!(join_groups(&groups), "eng,a%2Cb,100%25");
         let many: Vec<String> = (0..1000).map(|i| format!("{i:036}")).collect();
         let joined = join_groups(&many);

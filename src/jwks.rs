@@ -96,11 +96,7 @@ pub fn parse_jwks(document: &[u8]) -> Result<(KeySet, Vec<SkippedKey>), JwksErro
     let mut skipped = Vec::new();
     for entry in entries {
         let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
-        match entry
-            .as_object()
-            .ok_or_else(|| "not an object".to_owned())
-            .and_then(parse_jwk)
-        {
+        match entry.as_object().ok_or_else(|| "not an object".to_owned()).and_then(parse_jwk) {
             Ok((alg, key)) => keys.push(Jwk { kid, alg, key }),
             Err(reason) => skipped.push(SkippedKey { kid, reason }),
         }
@@ -118,9 +114,7 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<(Option<Algorithm>, PublicKey),
         }
     }
     if let Some(ops) = jwk.get("key_ops") {
-        let allows_verify = ops
-            .as_array()
-            .is_some_and(|ops| ops.iter().any(|op| op == "verify"));
+        let allows_verify = ops.as_array().is_some_and(|ops| ops.iter().any(|op| op == "verify"));
         if !allows_verify {
             return Err("\"key_ops\" does not allow \"verify\"".into());
         }
@@ -161,19 +155,11 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<(Option<Algorithm>, PublicKey),
 
 /// A base64url member such as `n` or `x`, decoded strictly (no padding, no stray bits).
 fn member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
-    let text = jwk
-        .get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("no \"{name}\""))?;
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| format!("\"{name}\" is not base64url"))
+    let text = jwk.get(name).and_then(Value::as_str).ok_or_else(|| format!("no \"{name}\""))?;
+    URL_SAFE_NO_PAD.decode(text).map_err(|_| format!("\"{name}\" is not base64url"))
 }
 
 /// Echoes a short, printable excerpt of an untrusted string for a log line.
 fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(32)
-        .collect()
+    text.chars().filter(|c| c.is_ascii_graphic()).take(32).collect()
 }

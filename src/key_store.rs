@@ -63,9 +63,7 @@ impl KeyStore {
 
     pub fn availability(&self, provider: usize) -> KeyAvailability<'_> {
         match self.entries.get(provider) {
-            Some(Entry {
-                keys: Some(keys), ..
-            }) => KeyAvailability::Ready(keys),
+            Some(Entry { keys: Some(keys), .. }) => KeyAvailability::Ready(keys),
             Some(Entry { fetching: true, .. }) => KeyAvailability::Pending,
             _ => KeyAvailability::Unavailable,
         }
@@ -107,9 +105,6 @@ impl KeyStore {
     }
 
     pub fn key_count(&self, provider: usize) -> usize {
-        self.entries
-            .get(provider)
-            .and_then(|e| e.keys.as_ref())
-            .map_or(0, |k| k.len())
+        self.entries.get(provider).and_then(|e| e.keys.as_ref()).map_or(0, |k| k.len())
     }
 }

@@ -9,15 +9,19 @@ pub mod authn;
 pub mod config;
 pub mod credential;
 pub mod crypto;
+pub mod diagnosis;
 pub mod discovery;
 pub mod identity;
 pub mod jwks;
 pub mod key_store;
-#[cfg(target_arch = "wasm32")]
-mod plugin;
+pub mod opaque;
+pub mod policy;
 pub mod reason;
 pub mod reply;
 pub mod strict_json;
 pub mod struct_pb;
 pub mod token;
 pub mod url;
+
+#[cfg(target_arch = "wasm32")]
+mod plugin;

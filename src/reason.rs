@@ -1,5 +1,5 @@
-//! Why a request was not let through. `Display` is for operators' logs; what clients see is built
-//! from `client_message` in `reply.rs`.
+//! Why a request was not let through. `client_message` is the text clients and logs see: precise,
+//! but never the token, a configured issuer or a key id.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthError {
@@ -17,14 +17,34 @@ pub enum AuthError {
     AudienceNotAllowed,
     NoUserId,
     UnknownApiKey,
-    /// The issuer's keys have never been fetched successfully: the identity provider is unreachable.
+    /// A `required_claims` entry other than the ones below does not match.
+    RequiredClaim,
+    /// Entra `tid` is not the pinned tenant.
+    TenantNotAllowed,
+    /// Google `hd` (or an opaque token's e-mail domain) is not a hosted domain.
+    DomainNotAllowed,
+    EmailNotVerified,
+    /// An opaque token the provider says is not active (or does not know).
+    TokenInactive,
+    // Known identity-provider mistakes, named so an admin can fix them.
+    GraphToken,
+    EntraV1Issuer,
+    EntraV2Issuer,
+    OktaOrgAccessToken,
+    IssuerTrailingSlash,
+    // Authenticated, refused by policy: 403.
+    InsufficientScope,
+    GroupsOverage,
+    // The identity provider could not answer: 503.
+    /// The issuer's keys have never been fetched successfully.
     KeysUnavailable,
+    /// The opaque-token endpoint failed, timed out, or too many calls are in flight.
+    IntrospectionUnavailable,
     /// The plugin has no valid configuration; fail closed.
     NotConfigured,
 }
 
 impl AuthError {
-    /// Short, stable text: the 401 message, the `error_description`, and the log's `reason=`.
     pub fn client_message(self) -> &'static str {
         match self {
             AuthError::MissingCredential => "missing credential",
@@ -41,7 +61,24 @@ impl AuthError {
             AuthError::AudienceNotAllowed => "audience not allowed",
             AuthError::NoUserId => "token has no user id claim",
             AuthError::UnknownApiKey => "invalid API key",
+            AuthError::RequiredClaim => "token not issued for this gateway",
+            AuthError::TenantNotAllowed => "token tenant not allowed",
+            AuthError::DomainNotAllowed => "account domain not allowed",
+            AuthError::EmailNotVerified => "account e-mail not verified",
+            AuthError::TokenInactive => "token not active",
+            AuthError::GraphToken => {
+                "token is a Microsoft Graph access token: send the ID token, or an access token for this gateway's app"
+            }
+            AuthError::EntraV1Issuer => "token has an Entra ID v1.0 issuer (sts.windows.net) where v2.0 is expected",
+            AuthError::EntraV2Issuer => "token has an Entra ID v2.0 issuer where v1.0 (sts.windows.net) is expected",
+            AuthError::OktaOrgAccessToken => {
+                "token is an Okta org authorization server access token, which only Okta can verify: send the ID token, or use a custom authorization server"
+            }
+            AuthError::IssuerTrailingSlash => "token issuer differs from a trusted issuer only by a trailing slash",
+            AuthError::InsufficientScope => "insufficient scope",
+            AuthError::GroupsOverage => "token does not list the user's groups (groups overage)",
             AuthError::KeysUnavailable => "identity provider keys unavailable",
+            AuthError::IntrospectionUnavailable => "token introspection unavailable",
             AuthError::NotConfigured => "gateway authentication is not configured",
         }
     }

@@ -124,10 +124,7 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self
-                .bytes
-                .split_first()
-                .ok_or(DecodeError("truncated varint"))?;
+            let (&byte, rest) = self.bytes.split_first().ok_or(DecodeError("truncated varint"))?;
             self.bytes = rest;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
@@ -250,25 +247,13 @@ mod tests {
 
     #[test]
     fn refuses_broken_encodings() {
-        assert_eq!(
-            decode_struct(&[0x0a, 0x05, 0x01]),
-            Err(DecodeError("truncated field"))
-        );
+        assert_eq!(decode_struct(&[0x0a, 0x05, 0x01]), Err(DecodeError("truncated field")));
         assert_eq!(decode_struct(&[0x0a]), Err(DecodeError("truncated varint")));
-        assert_eq!(
-            decode_struct(&[0x0b]),
-            Err(DecodeError("unsupported wire type"))
-        );
-        assert_eq!(
-            decode_struct(&[0xff; 11]),
-            Err(DecodeError("varint too long"))
-        );
+        assert_eq!(decode_struct(&[0x0b]), Err(DecodeError("unsupported wire type")));
+        assert_eq!(decode_struct(&[0xff; 11]), Err(DecodeError("varint too long")));
         let mut bad_utf8 = Vec::new();
         len_field(1, &[0x0a, 0x01, 0xff], &mut bad_utf8);
-        assert_eq!(
-            decode_struct(&bad_utf8),
-            Err(DecodeError("string is not UTF-8"))
-        );
+        assert_eq!(decode_struct(&bad_utf8), Err(DecodeError("string is not UTF-8")));
     }
 
     #[test]

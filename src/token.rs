@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::config::Provider;
 use crate::crypto::{Algorithm, AlgorithmName};
 use crate::jwks::KeySet;
+use crate::policy;
 use crate::reason::AuthError;
 use crate::strict_json;
 
@@ -16,6 +17,7 @@ use crate::strict_json;
 pub struct UnverifiedToken<'a> {
     pub alg: Algorithm,
     pub kid: Option<String>,
+    header: Map<String, Value>,
     claims: Map<String, Value>,
     /// `BASE64URL(header) . BASE64URL(payload)`: what the signature covers.
     signing_input: &'a [u8],
@@ -26,9 +28,13 @@ pub struct UnverifiedToken<'a> {
 #[derive(Debug)]
 pub struct VerifiedClaims(pub Map<String, Value>);
 
-/// Whether a credential is meant as a JWT: compact JWS has dots, API keys in practice do not.
+/// Whether a credential is meant as a JWT: its first segment starts a JSON object (`eyJ...` in
+/// practice). API keys and opaque tokens (Google's `ya29.` ones have dots too) do not.
 pub fn looks_like_jwt(credential: &str) -> bool {
-    credential.contains('.')
+    let start = credential.get(..4).unwrap_or("");
+    URL_SAFE_NO_PAD
+        .decode(start)
+        .is_ok_and(|bytes| bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
 }
 
 pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, AuthError> {
@@ -42,9 +48,7 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, AuthError> {
     let alg = match header.get("alg") {
         Some(Value::String(name)) => match Algorithm::parse(name) {
             AlgorithmName::Supported(alg) => alg,
-            AlgorithmName::Forbidden | AlgorithmName::Unknown => {
-                return Err(AuthError::AlgorithmNotAllowed)
-            }
+            AlgorithmName::Forbidden | AlgorithmName::Unknown => return Err(AuthError::AlgorithmNotAllowed),
         },
         _ => return Err(AuthError::Malformed),
     };
@@ -58,20 +62,9 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, AuthError> {
         Some(_) => return Err(AuthError::Malformed),
     };
     let claims = decode_object(payload)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| AuthError::Malformed)?;
-    let signing_input = token
-        .get(..header_len(token))
-        .ok_or(AuthError::Malformed)?
-        .as_bytes();
-    Ok(UnverifiedToken {
-        alg,
-        kid,
-        claims,
-        signing_input,
-        signature,
-    })
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| AuthError::Malformed)?;
+    let signing_input = token.get(..header_len(token)).ok_or(AuthError::Malformed)?.as_bytes();
+    Ok(UnverifiedToken { alg, kid, header, claims, signing_input, signature })
 }
 
 /// Length of `header.payload` in the compact form (everything before the second dot).
@@ -80,9 +73,7 @@ fn header_len(token: &str) -> usize {
 }
 
 fn decode_object(segment: &str) -> Result<Map<String, Value>, AuthError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| AuthError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| AuthError::Malformed)?;
     strict_json::parse_object(&bytes).map_err(|_| AuthError::Malformed)
 }
 
@@ -92,19 +83,32 @@ impl UnverifiedToken<'_> {
         self.claims.get("iss").and_then(Value::as_str)
     }
 
+    pub fn header_has(&self, name: &str) -> bool {
+        self.header.contains_key(name)
+    }
+
+    pub fn has_claim(&self, name: &str) -> bool {
+        self.claims.contains_key(name)
+    }
+
+    /// The unverified `aud` values (string or array), for diagnosing foreign tokens.
+    pub fn audiences(&self) -> Vec<&str> {
+        match self.claims.get("aud") {
+            Some(Value::String(aud)) => vec![aud.as_str()],
+            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Checks the token against `provider`, cheapest checks first, the signature last; the claims
     /// are only trusted once all of it passed.
-    pub fn verify(
-        self,
-        provider: &Provider,
-        keys: &KeySet,
-        now: u64,
-    ) -> Result<VerifiedClaims, AuthError> {
+    pub fn verify(self, provider: &Provider, keys: &KeySet, now: u64) -> Result<VerifiedClaims, AuthError> {
         if !provider.algorithms.contains(self.alg) {
             return Err(AuthError::AlgorithmNotAllowed);
         }
         check_times(&self.claims, now, provider.clock_skew_seconds)?;
         check_audience(&self.claims, &provider.audiences)?;
+        policy::check_required_claims(&self.claims, provider)?;
         let mut candidates = keys.candidates(self.kid.as_deref(), self.alg).peekable();
         if candidates.peek().is_none() {
             return Err(AuthError::KeyNotFound);
@@ -118,7 +122,7 @@ impl UnverifiedToken<'_> {
 
 /// `exp` is required; `exp`, `nbf` and `iat` are NumericDates (RFC 7519 §2: numbers, possibly
 /// fractional) checked with `skew` seconds of leeway.
-fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<(), AuthError> {
+pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<(), AuthError> {
     #[allow(clippy::cast_precision_loss)]
     let (now, skew) = (now as f64, skew as f64);
     let exp = numeric_date(claims, "exp")?.ok_or(AuthError::NoExpiry)?;
@@ -138,7 +142,7 @@ fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<(), A
     Ok(())
 }
 
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
+pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, AuthError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(AuthError::Malformed),
@@ -147,7 +151,7 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3); one must be an accepted audience.
-fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Result<(), AuthError> {
+pub fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Result<(), AuthError> {
     let accepted_one = |aud: &str| accepted.iter().any(|a| a == aud);
     match claims.get("aud") {
         Some(Value::String(aud)) if accepted_one(aud) => Ok(()),

@@ -25,10 +25,7 @@ pub fn parse_url(text: &str) -> Result<Url, &'static str> {
     if authority.contains('@') {
         return Err("must not carry credentials");
     }
-    if !authority
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-    {
+    if !authority.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b)) {
         return Err("has an invalid host");
     }
     if path.contains('#') {
@@ -44,11 +41,7 @@ pub fn parse_url(text: &str) -> Result<Url, &'static str> {
     } else {
         path.to_owned()
     };
-    Ok(Url {
-        scheme,
-        authority: authority.to_owned(),
-        path,
-    })
+    Ok(Url { scheme, authority: authority.to_owned(), path })
 }
 
 #[cfg(test)]
@@ -57,37 +50,21 @@ mod tests {
 
     #[test]
     fn splits_authority_and_path() {
-        let url =
-            parse_url("https://login.microsoftonline.com/t/discovery/v2.0/keys?appid=1").unwrap();
+        let url = parse_url("https://login.microsoftonline.com/t/discovery/v2.0/keys?appid=1").unwrap();
         assert_eq!(url.scheme, "https");
         assert_eq!(url.authority, "login.microsoftonline.com");
         assert_eq!(url.path, "/t/discovery/v2.0/keys?appid=1");
         let url = parse_url("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            (url.authority.as_str(), url.path.as_str()),
-            ("127.0.0.1:8080", "/")
-        );
+        assert_eq!((url.authority.as_str(), url.path.as_str()), ("127.0.0.1:8080", "/"));
     }
 
     #[test]
     fn refuses_what_cannot_be_dispatched() {
-        assert_eq!(
-            parse_url("ftp://x/"),
-            Err("must start with https:// or http://")
-        );
+        assert_eq!(parse_url("ftp://x/"), Err("must start with https:// or http://"));
         assert_eq!(parse_url("https:///keys"), Err("has no host"));
-        assert_eq!(
-            parse_url("https://u:p@host/"),
-            Err("must not carry credentials")
-        );
-        assert_eq!(
-            parse_url("https://host/a b"),
-            Err("has spaces or control characters in its path")
-        );
-        assert_eq!(
-            parse_url("https://host/#x"),
-            Err("must not have a fragment")
-        );
+        assert_eq!(parse_url("https://u:p@host/"), Err("must not carry credentials"));
+        assert_eq!(parse_url("https://host/a b"), Err("has spaces or control characters in its path"));
+        assert_eq!(parse_url("https://host/#x"), Err("must not have a fragment"));
         assert_eq!(parse_url("https://ho st/"), Err("has an invalid host"));
     }
 }

@@ -25,11 +25,7 @@ pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {
 }
 
 pub fn send_reply(reply: &Reply) -> Result<(), Status> {
-    let headers = reply
-        .headers
-        .iter()
-        .map(|(n, v)| (*n, v.as_str()))
-        .collect();
+    let headers = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()))
 }
 
@@ -64,13 +60,7 @@ pub fn dispatch_get(
         (":scheme", scheme),
         ("accept", "application/json"),
     ];
-    hostcalls::dispatch_http_call(
-        cluster,
-        headers,
-        None,
-        vec![],
-        Duration::from_millis(timeout_ms),
-    )
+    hostcalls::dispatch_http_call(cluster, headers, None, vec![], Duration::from_millis(timeout_ms))
 }
 
 pub fn call_response_status() -> Option<u32> {
@@ -93,11 +83,25 @@ pub fn set_tick_period(period: Duration) -> Result<(), Status> {
 }
 
 pub fn plugin_configuration(size: usize) -> Option<Vec<u8>> {
-    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
-        .ok()
-        .map(Option::unwrap_or_default)
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().map(Option::unwrap_or_default)
+}
+
+/// A variable of the VM's environment (`vm_config.environment_variables`).
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 pub fn host_log_level() -> Option<proxy_wasm::types::LogLevel> {
     hostcalls::get_log_level().ok()
+}
+
+/// A dispatched call with any method and body (introspection POSTs).
+pub fn dispatch(
+    cluster: &str,
+    headers: &[(&str, String)],
+    body: Option<&[u8]>,
+    timeout_ms: u64,
+) -> Result<u32, Status> {
+    let headers = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    hostcalls::dispatch_http_call(cluster, headers, body, vec![], Duration::from_millis(timeout_ms))
 }

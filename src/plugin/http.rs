@@ -7,8 +7,9 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
-use super::root::Shared;
-use crate::authn::{decide, Decision};
+use super::root::{on_introspection_response, Shared, WaitOn};
+use crate::authn::{decide, Decision, State};
+use crate::opaque::{build_call, Answer};
 use crate::reason::AuthError;
 use crate::reply;
 
@@ -18,7 +19,14 @@ pub struct HttpFilter {
     pub shared: Option<Rc<Shared>>,
 }
 
-impl Context for HttpFilter {}
+impl Context for HttpFilter {
+    /// Introspection calls made while this request was being decided answer here.
+    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if let Some(shared) = &self.shared {
+            on_introspection_response(shared, token_id, body_size);
+        }
+    }
+}
 
 impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -30,41 +38,65 @@ impl HttpContext for HttpFilter {
 }
 
 impl Drop for HttpFilter {
-    /// A request that was waiting for keys and went away (client gone) must not be resumed.
+    /// A request that went away (client gone) must not be resumed, and the host cancels the calls
+    /// it made: whoever waits on those answers gets a 503 instead of waiting forever.
     fn drop(&mut self) {
         let Some(shared) = &self.shared else { return };
         if let Ok(mut waiting) = shared.waiting.try_borrow_mut() {
             waiting.retain(|(id, _)| *id != self.context_id);
         }
+        super::root::abandon_calls_of(shared, self.context_id);
     }
+}
+
+/// Reads the request headers and removes the identity headers a client may have sent: first,
+/// whatever is decided next.
+fn read_and_strip(shared: &Shared) -> Result<Vec<(String, String)>, AuthError> {
+    let headers = host::request_headers().map_err(|_| AuthError::Malformed)?;
+    for name in shared.config.headers.all() {
+        if headers.iter().any(|(n, _)| n == name) {
+            host::remove_request_header(name).map_err(|_| AuthError::Malformed)?;
+        }
+    }
+    Ok(headers)
 }
 
 /// Decides the request whose context is the effective one and applies the decision. Called when
 /// its headers arrive and again, from the root context, when keys it waited for have come.
 pub fn process_request(shared: &Shared, context_id: u32) -> Action {
-    let Ok(headers) = host::request_headers() else {
-        warn!("cannot read request headers ctx=#{context_id}");
-        return deny(AuthError::Malformed, context_id);
+    let headers = match read_and_strip(shared) {
+        Ok(headers) => headers,
+        Err(reason) => return deny(reason, context_id),
     };
-    // Identity headers from the client are removed first, whatever is decided next.
-    for name in shared.config.headers.all() {
-        if headers.iter().any(|(n, _)| n == name) && host::remove_request_header(name).is_err() {
-            return deny(AuthError::Malformed, context_id);
-        }
+    let now = host::now_seconds();
+    let decision = {
+        let keys = shared.keys.borrow();
+        let opaque = shared.opaque.borrow();
+        decide(&headers, &shared.config, &State { keys: &keys, opaque: &opaque, now })
+    };
+    apply(shared, context_id, &headers, decision, now)
+}
+
+/// Applies a decision reached elsewhere (an introspection answer shared by several requests).
+pub fn resolve(shared: &Shared, context_id: u32, decision: Decision) -> Action {
+    match read_and_strip(shared) {
+        Ok(headers) => apply(shared, context_id, &headers, decision, host::now_seconds()),
+        Err(reason) => deny(reason, context_id),
     }
-    let decision = decide(
-        &headers,
-        &shared.config,
-        &shared.keys.borrow(),
-        host::now_seconds(),
-    );
+}
+
+fn apply(
+    shared: &Shared,
+    context_id: u32,
+    headers: &[(String, String)],
+    decision: Decision,
+    now: u64,
+) -> Action {
     match decision {
         Decision::Allow(identity) => {
             if shared.config.remove_credential {
                 for name in &shared.config.token_headers {
-                    if headers.iter().any(|(n, _)| n == name)
-                        && host::remove_request_header(name).is_err()
-                    {
+                    if headers.iter().any(|(n, _)| n == name) && host::remove_request_header(name).is_err() {
                         return deny(AuthError::Malformed, context_id);
                     }
                 }
@@ -79,17 +111,59 @@ pub fn process_request(shared: &Shared, context_id: u32) -> Action {
         }
         Decision::Deny(reason) => deny(reason, context_id),
         Decision::WaitForKeys(provider) => {
-            debug!(
-                "waiting for keys provider={} ctx=#{context_id}",
-                shared.provider_name(provider)
-            );
-            shared.waiting.borrow_mut().push((context_id, provider));
+            debug!("waiting for keys provider={} ctx=#{context_id}", shared.provider_name(provider));
+            shared.waiting.borrow_mut().push((context_id, WaitOn::Keys(provider)));
             Action::Pause
+        }
+        Decision::WaitForIntrospection(digest) => {
+            shared.waiting.borrow_mut().push((context_id, WaitOn::Introspection(digest)));
+            Action::Pause
+        }
+        Decision::Introspect { provider, digest, credential } => {
+            let Some(opaque) = shared.config.providers.get(provider).and_then(|p| p.opaque_tokens.as_ref())
+            else {
+                return deny(AuthError::IntrospectionUnavailable, context_id);
+            };
+            let admitted = shared.opaque.borrow_mut().admit(
+                digest,
+                opaque.max_pending,
+                opaque.max_calls_per_second,
+                now,
+            );
+            if !admitted {
+                debug!(
+                    "introspection not started: calls at their limit provider={} ctx=#{context_id}",
+                    shared.provider_name(provider)
+                );
+                return deny(AuthError::IntrospectionUnavailable, context_id);
+            }
+            let call = build_call(opaque, &credential.0);
+            match host::dispatch(
+                &opaque.cluster,
+                &call.headers,
+                Some(call.body.as_bytes()),
+                opaque.timeout_ms,
+            ) {
+                Ok(token) => {
+                    shared.introspections.borrow_mut().insert(token, (context_id, provider, digest));
+                    shared.waiting.borrow_mut().push((context_id, WaitOn::Introspection(digest)));
+                    Action::Pause
+                }
+                Err(status) => {
+                    warn!(
+                        "introspection failed provider={} reason=\"dispatch to cluster '{}' refused ({status:?})\"",
+                        shared.provider_name(provider),
+                        opaque.cluster
+                    );
+                    shared.opaque.borrow_mut().finish(&digest, &Answer::Failed(String::new()), now);
+                    deny(AuthError::IntrospectionUnavailable, context_id)
+                }
+            }
         }
     }
 }
 
-fn deny(reason: AuthError, context_id: u32) -> Action {
+pub fn deny(reason: AuthError, context_id: u32) -> Action {
     debug!("denied reason=\"{reason}\" ctx=#{context_id}");
     if host::send_reply(&reply::deny(reason)).is_err() {
         warn!("cannot send the denial ctx=#{context_id}");

@@ -1,24 +1,26 @@
 //! The whole decision: credential lookup, API keys, provider selection, key availability, identity.
 
-use gateway_filter::authn::{decide, Decision};
+use gateway_filter::authn::{decide, Decision, State};
 use gateway_filter::config::{parse_config, Config};
 use gateway_filter::identity::Identity;
 use gateway_filter::jwks::parse_jwks;
 use gateway_filter::key_store::{KeyAvailability, KeyStore};
+use gateway_filter::opaque::OpaqueState;
 use gateway_filter::reason::AuthError;
 use serde_json::{json, Value};
 
 use crate::fixtures::*;
 
 fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
 }
 
 fn run(config: &Config, pairs: &[(&str, &str)]) -> Decision {
-    decide(&headers(pairs), config, &KeyStore::new(config), NOW)
+    decide_at(&headers(pairs), config, &KeyStore::new(config), NOW)
+}
+
+fn decide_at(request: &[(String, String)], config: &Config, keys: &KeyStore, now: u64) -> Decision {
+    decide(request, config, &State { keys, opaque: &OpaqueState::default(), now })
 }
 
 fn inline_config() -> Config {
@@ -39,10 +41,7 @@ fn allowed(decision: Decision) -> Identity {
 #[test]
 fn token_maps_to_identity() {
     let config = inline_config();
-    let identity = allowed(run(
-        &config,
-        &[("authorization", &bearer(&mint("RS256", &claims())))],
-    ));
+    let identity = allowed(run(&config, &[("authorization", &bearer(&mint("RS256", &claims())))]));
     assert_eq!(
         identity,
         Identity {
@@ -51,16 +50,15 @@ fn token_maps_to_identity() {
             name: Some("Ada Lovelace".into()),
             groups: vec!["eng".into(), "ml".into()],
             provider: "test-idp".into(),
+            tenant_id: None,
+            groups_overage: false,
         }
     );
     let set: Vec<(&str, String)> = identity.headers(&config.headers);
     assert_eq!(
         set,
         vec![
-            (
-                "x-gateway-user-id",
-                "00000000-0000-0000-0000-000000000001".to_owned()
-            ),
+            ("x-gateway-user-id", "00000000-0000-0000-0000-000000000001".to_owned()),
             ("x-gateway-user-email", "ada@example.com".to_owned()),
             ("x-gateway-user-name", "Ada Lovelace".to_owned()),
             ("x-gateway-user-groups", "eng,ml".to_owned()),
@@ -82,10 +80,7 @@ fn user_id_falls_back_to_sub_and_is_required() {
         Decision::Deny(AuthError::NoUserId)
     );
     let empty = claims_with(json!({"oid": "\r\n", "sub": null}));
-    assert_eq!(
-        run(&config, &[("x-api-key", &mint("ES256", &empty))]),
-        Decision::Deny(AuthError::NoUserId)
-    );
+    assert_eq!(run(&config, &[("x-api-key", &mint("ES256", &empty))]), Decision::Deny(AuthError::NoUserId));
 }
 
 #[test]
@@ -97,19 +92,12 @@ fn claim_values_are_made_header_safe() {
         "email": "",
         "groups": ["a,b", "c\nd", 7, {"x": 1}],
     }));
-    let identity = allowed(run(
-        &config,
-        &[("authorization", &bearer(&mint("EdDSA", &hostile)))],
-    ));
+    let identity = allowed(run(&config, &[("authorization", &bearer(&mint("EdDSA", &hostile)))]));
     assert_eq!(identity.user_id, "u1x-gateway-provider: admin");
     assert_eq!(identity.name.as_deref(), Some("Eve"));
     assert_eq!(identity.email, None);
-    let groups = identity
-        .headers(&config.headers)
-        .into_iter()
-        .find(|(n, _)| *n == "x-gateway-user-groups")
-        .unwrap()
-        .1;
+    let groups =
+        identity.headers(&config.headers).into_iter().find(|(n, _)| *n == "x-gateway-user-groups").unwrap().1;
     assert_eq!(groups, "a%2Cb,cd,7");
 }
 
@@ -124,32 +112,23 @@ fn api_keys() {
             email: None,
             name: None,
             groups: vec!["bots".into(), "ci".into()],
-            provider: "api-key".into()
+            provider: "api-key".into(),
+            tenant_id: None,
+            groups_overage: false,
         }
     );
-    assert_eq!(
-        allowed(run(&config, &[("authorization", "Bearer sk-test-key")])).user_id,
-        "ci-bot"
-    );
-    assert_eq!(
-        run(&config, &[("x-api-key", "sk-wrong")]),
-        Decision::Deny(AuthError::UnknownApiKey)
-    );
-    // Something with dots that is not a key is judged as a token.
-    assert_eq!(
-        run(&config, &[("x-api-key", "sk.wrong")]),
-        Decision::Deny(AuthError::Malformed)
-    );
+    assert_eq!(allowed(run(&config, &[("authorization", "Bearer sk-test-key")])).user_id, "ci-bot");
+    assert_eq!(run(&config, &[("x-api-key", "sk-wrong")]), Decision::Deny(AuthError::UnknownApiKey));
+    // Dots do not make a token: only a first segment that starts a JSON object does.
+    assert_eq!(run(&config, &[("x-api-key", "sk.wrong")]), Decision::Deny(AuthError::UnknownApiKey));
+    assert_eq!(run(&config, &[("x-api-key", "eyJhbGciOi")]), Decision::Deny(AuthError::Malformed));
 }
 
 #[test]
 fn claude_code_sends_the_same_secret_twice() {
     let config = inline_config();
     let token = mint("RS256", &claims());
-    let identity = allowed(run(
-        &config,
-        &[("x-api-key", &token), ("authorization", &bearer(&token))],
-    ));
+    let identity = allowed(run(&config, &[("x-api-key", &token), ("authorization", &bearer(&token))]));
     assert_eq!(identity.provider, "test-idp");
 }
 
@@ -158,18 +137,9 @@ fn first_credential_decides() {
     let config = inline_config();
     let expired = mint("RS256", &claims_with(json!({"exp": NOW - 3600})));
     // authorization comes first in token_headers: its expired token is judged, not the good key.
-    let decision = run(
-        &config,
-        &[
-            ("x-api-key", "sk-test-key"),
-            ("authorization", &bearer(&expired)),
-        ],
-    );
+    let decision = run(&config, &[("x-api-key", "sk-test-key"), ("authorization", &bearer(&expired))]);
     assert_eq!(decision, Decision::Deny(AuthError::Expired));
-    assert_eq!(
-        run(&config, &[]),
-        Decision::Deny(AuthError::MissingCredential)
-    );
+    assert_eq!(run(&config, &[]), Decision::Deny(AuthError::MissingCredential));
     assert_eq!(
         run(&config, &[("authorization", "Basic YTpi")]),
         Decision::Deny(AuthError::MissingCredential)
@@ -179,11 +149,12 @@ fn first_credential_decides() {
 #[test]
 fn issuer_selects_the_provider() {
     let config = inline_config();
-    for iss in [
-        json!("https://evil.example.com"),
-        json!("https://idp.example.com/"),
-        Value::Null,
-    ] {
+    let slash = mint("RS256", &claims_with(json!({"iss": "https://idp.example.com/"})));
+    assert_eq!(
+        run(&config, &[("authorization", &bearer(&slash))]),
+        Decision::Deny(AuthError::IssuerTrailingSlash)
+    );
+    for iss in [json!("https://evil.example.com"), json!("https://idp.example.com.evil"), Value::Null] {
         let token = mint("RS256", &claims_with(json!({ "iss": iss })));
         assert_eq!(
             run(&config, &[("authorization", &bearer(&token))]),
@@ -217,35 +188,20 @@ fn requests_wait_for_the_first_fetch_and_fail_when_it_fails() {
     let token = bearer(&mint("RS256", &claims()));
     let request = headers(&[("authorization", &token)]);
     // Before the VM has started the first fetch, nothing is under way: unavailable, not waiting.
-    assert_eq!(
-        decide(&request, &config, &keys, NOW),
-        Decision::Deny(AuthError::KeysUnavailable)
-    );
+    assert_eq!(decide_at(&request, &config, &keys, NOW), Decision::Deny(AuthError::KeysUnavailable));
     assert_eq!(keys.start_due_fetches(NOW), vec![0]);
-    assert_eq!(
-        decide(&request, &config, &keys, NOW),
-        Decision::WaitForKeys(0)
-    );
+    assert_eq!(decide_at(&request, &config, &keys, NOW), Decision::WaitForKeys(0));
     // API keys never wait for an identity provider.
     let key_request = headers(&[("x-api-key", "sk-test-key")]);
-    assert!(matches!(
-        decide(&key_request, &config, &keys, NOW),
-        Decision::Allow(_)
-    ));
+    assert!(matches!(decide_at(&key_request, &config, &keys, NOW), Decision::Allow(_)));
     keys.fetch_failed(0, NOW);
-    assert_eq!(
-        decide(&request, &config, &keys, NOW),
-        Decision::Deny(AuthError::KeysUnavailable)
-    );
+    assert_eq!(decide_at(&request, &config, &keys, NOW), Decision::Deny(AuthError::KeysUnavailable));
     // Retry after backoff, then success.
     assert!(keys.start_due_fetches(NOW).is_empty());
     assert_eq!(keys.start_due_fetches(NOW + 1), vec![0]);
     let (set, _) = parse_jwks(jwks().to_string().as_bytes()).unwrap();
     keys.fetch_succeeded(0, set, NOW + 1);
-    assert!(matches!(
-        decide(&request, &config, &keys, NOW + 1),
-        Decision::Allow(_)
-    ));
+    assert!(matches!(decide_at(&request, &config, &keys, NOW + 1), Decision::Allow(_)));
 }
 
 #[test]
@@ -254,21 +210,14 @@ fn key_store_schedule() {
     let mut keys = KeyStore::new(&config);
     assert!(matches!(keys.availability(0), KeyAvailability::Unavailable));
     assert_eq!(keys.start_due_fetches(100), vec![0]);
-    assert!(
-        keys.start_due_fetches(100).is_empty(),
-        "no second fetch while one is under way"
-    );
+    assert!(keys.start_due_fetches(100).is_empty(), "no second fetch while one is under way");
     assert!(matches!(keys.availability(0), KeyAvailability::Pending));
     // Backoff: 1, 2, 4, 8 ... seconds, capped at refresh_seconds (60).
     let mut now = 100;
     for expected in [1, 2, 4, 8, 16, 32, 60, 60] {
         keys.fetch_failed(0, now);
         assert!(keys.start_due_fetches(now + expected - 1).is_empty());
-        assert_eq!(
-            keys.start_due_fetches(now + expected),
-            vec![0],
-            "backoff {expected}"
-        );
+        assert_eq!(keys.start_due_fetches(now + expected), vec![0], "backoff {expected}");
         now += expected;
     }
     let (set, _) = parse_jwks(jwks().to_string().as_bytes()).unwrap();
@@ -281,7 +230,5 @@ fn key_store_schedule() {
     assert_eq!(keys.key_count(0), 4);
     // Inline providers never fetch.
     let inline = inline_config();
-    assert!(KeyStore::new(&inline)
-        .start_due_fetches(u64::MAX)
-        .is_empty());
+    assert!(KeyStore::new(&inline).start_due_fetches(u64::MAX).is_empty());
 }

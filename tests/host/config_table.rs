@@ -56,32 +56,21 @@ fn defaults_follow_the_contract() {
     for alg in Algorithm::ALL {
         assert!(p.algorithms.contains(alg));
     }
-    let JwksSource::Remote(remote) = &p.jwks else {
-        panic!("remote expected")
-    };
+    let JwksSource::Remote(remote) = &p.jwks else { panic!("remote expected") };
     assert_eq!(remote.refresh_seconds, 600);
     assert_eq!(remote.timeout_ms, 5000);
     assert_eq!(remote.cluster, "entra_jwks");
-    let JwksLocation::Uri(url) = &remote.location else {
-        panic!("uri expected")
-    };
+    let JwksLocation::Uri(url) = &remote.location else { panic!("uri expected") };
     assert_eq!(url.authority, "login.microsoftonline.com");
     assert_eq!(url.path, "/tid/discovery/v2.0/keys");
 }
 
 #[test]
 fn discovery_url_is_derived_from_the_issuer() {
-    let config = with(
-        &["providers", "0", "jwks"],
-        json!({"discovery": true, "cluster": "entra"}),
-    );
+    let config = with(&["providers", "0", "jwks"], json!({"discovery": true, "cluster": "entra"}));
     let config = parse_config(&config).unwrap();
-    let JwksSource::Remote(remote) = &config.providers[0].jwks else {
-        panic!()
-    };
-    let JwksLocation::Discovery(url) = &remote.location else {
-        panic!()
-    };
+    let JwksSource::Remote(remote) = &config.providers[0].jwks else { panic!() };
+    let JwksLocation::Discovery(url) = &remote.location else { panic!() };
     assert_eq!(url.path, "/tid/v2.0/.well-known/openid-configuration");
 }
 
@@ -168,7 +157,8 @@ fn refused_configurations_name_field_and_reason() {
         (with(&["providers", "0", "algorithms"], json!([])), "providers[0].algorithms: must not be empty"),
         (with(&["providers", "0", "user_claims"], json!([])), "providers[0].user_claims: must not be empty"),
         (with(&["providers", "0", "clock_skew_seconds"], json!(3600)), "providers[0].clock_skew_seconds: must be a whole number from 0 to 600"),
-        (with(&["providers", "0", "preset"], json!("entra")), "providers[0].preset: unknown field"),
+        (with(&["providers", "0", "preset"], json!("entra")), "providers[0].tenant_id: required with preset entra"),
+        (with(&["providers", "0", "presets"], json!("entra")), "providers[0].presets: unknown field"),
         (with(&["token_headers"], json!([])), "token_headers: must not be empty"),
         (with(&["token_headers"], json!(["x api key"])), "token_headers[0]: is not a valid HTTP header name"),
         (with(&["token_headers"], json!(["x-api-key", "X-API-KEY"])), "token_headers: value \"x-api-key\" appears twice"),
@@ -196,10 +186,7 @@ fn duplicate_provider_names_and_issuers() {
     let mut config = base();
     let second = config["providers"][0].clone();
     config["providers"].as_array_mut().unwrap().push(second);
-    assert_eq!(
-        parse_config(&config).unwrap_err().to_string(),
-        "providers: name \"entra\" appears twice"
-    );
+    assert_eq!(parse_config(&config).unwrap_err().to_string(), "providers: name \"entra\" appears twice");
     config["providers"][1]["name"] = json!("entra-2");
     assert_eq!(
         parse_config(&config).unwrap_err().to_string(),
@@ -207,29 +194,29 @@ fn duplicate_provider_names_and_issuers() {
     );
 }
 
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
 #[test]
 fn plugin_configuration_bytes() {
     let json = base().to_string();
-    assert!(parse_plugin_configuration(json.as_bytes()).is_ok());
-    assert!(parse_plugin_configuration(format!("  \n{json}").as_bytes()).is_ok());
+    assert!(parse_plugin_configuration(json.as_bytes(), &no_env).is_ok());
+    assert!(parse_plugin_configuration(format!("  \n{json}").as_bytes(), &no_env).is_ok());
     assert_eq!(
-        parse_plugin_configuration(b"{\"providers\": [}")
-            .unwrap_err()
-            .to_string(),
+        parse_plugin_configuration(b"{\"providers\": [}", &no_env).unwrap_err().to_string(),
         "not valid JSON: expected value at line 1 column 16"
     );
     assert_eq!(
-        parse_plugin_configuration(br#"{"providers":[],"providers":[]}"#)
-            .unwrap_err()
-            .to_string(),
+        parse_plugin_configuration(br#"{"providers":[],"providers":[]}"#, &no_env).unwrap_err().to_string(),
         "not valid JSON: duplicate key at line 1 column 31"
     );
     // Empty bytes are an empty Struct: no providers, no keys.
     assert_eq!(
-        parse_plugin_configuration(b"").unwrap_err().to_string(),
+        parse_plugin_configuration(b"", &no_env).unwrap_err().to_string(),
         "providers: required unless api_keys is set"
     );
-    assert!(parse_plugin_configuration(&[0x0a, 0x05])
+    assert!(parse_plugin_configuration(&[0x0a, 0x05], &no_env)
         .unwrap_err()
         .to_string()
         .starts_with("not a JSON object or protobuf Struct"));

@@ -83,24 +83,12 @@ pub fn sign(alg: &str, input: &[u8]) -> Vec<u8> {
     let k = keys();
     let mut rng = rand::thread_rng();
     match alg {
-        "RS256" => RsaPkcs1Key::<Sha256>::new(k.rsa.clone())
-            .sign(input)
-            .to_vec(),
-        "RS384" => RsaPkcs1Key::<Sha384>::new(k.rsa.clone())
-            .sign(input)
-            .to_vec(),
-        "RS512" => RsaPkcs1Key::<Sha512>::new(k.rsa.clone())
-            .sign(input)
-            .to_vec(),
-        "PS256" => RsaPssKey::<Sha256>::new(k.rsa.clone())
-            .sign_with_rng(&mut rng, input)
-            .to_vec(),
-        "PS384" => RsaPssKey::<Sha384>::new(k.rsa.clone())
-            .sign_with_rng(&mut rng, input)
-            .to_vec(),
-        "PS512" => RsaPssKey::<Sha512>::new(k.rsa.clone())
-            .sign_with_rng(&mut rng, input)
-            .to_vec(),
+        "RS256" => RsaPkcs1Key::<Sha256>::new(k.rsa.clone()).sign(input).to_vec(),
+        "RS384" => RsaPkcs1Key::<Sha384>::new(k.rsa.clone()).sign(input).to_vec(),
+        "RS512" => RsaPkcs1Key::<Sha512>::new(k.rsa.clone()).sign(input).to_vec(),
+        "PS256" => RsaPssKey::<Sha256>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "PS384" => RsaPssKey::<Sha384>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
+        "PS512" => RsaPssKey::<Sha512>::new(k.rsa.clone()).sign_with_rng(&mut rng, input).to_vec(),
         "ES256" => {
             let sig: p256::ecdsa::Signature = k.p256.sign(input);
             sig.to_bytes().to_vec()
@@ -117,21 +105,13 @@ pub fn sign(alg: &str, input: &[u8]) -> Vec<u8> {
 /// A compact JWS of `header` and `claims`, signed as `sign_alg` says (which may differ from the
 /// header's `alg`, to forge).
 pub fn mint_with(header: &Value, claims: &Value, sign_alg: &str) -> String {
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
     let sig = sign(sign_alg, input.as_bytes());
     format!("{input}.{}", b64(&sig))
 }
 
 pub fn mint(alg: &str, claims: &Value) -> String {
-    mint_with(
-        &json!({"alg": alg, "typ": "JWT", "kid": kid_for(alg)}),
-        claims,
-        alg,
-    )
+    mint_with(&json!({"alg": alg, "typ": "JWT", "kid": kid_for(alg)}), claims, alg)
 }
 
 /// The default claims with some replaced (`null` removes a claim).
@@ -162,8 +142,5 @@ pub fn config_json() -> Value {
 
 pub fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,249 @@
+//! The plugin configuration: read from the JSON of the contract (or Envoy's binary `Struct`),
+//! validated once, and compiled into the types the request path uses without re-checking.
+//! Every error names the JSON path of the field and why it was refused.
+
+mod preset;
+mod provider;
+mod reader;
+
+use serde_json::Value;
+
+pub use preset::Preset;
+pub use provider::{
+    JwksLocation, JwksSource, OpaqueStyle, OpaqueTokens, OveragePolicy, Provider, RemoteJwks, Secret,
+};
+use reader::{array, error, non_empty_strings, strings, unique, Obj, Result};
+
+use crate::{strict_json, struct_pb};
+
+const DEFAULT_TOKEN_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
+/// The configuration is a few KiB; a megabyte is a mistake (or an attack on the VM's memory).
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct Config {
+    pub providers: Vec<Provider>,
+    /// Lowercased header names, in the order they are looked at.
+    pub token_headers: Vec<String>,
+    pub api_keys: Vec<ApiKey>,
+    pub headers: HeaderNames,
+    pub remove_credential: bool,
+}
+
+impl Config {
+    /// The provider whose `issuer` or one of its `issuer_aliases` is exactly `iss`.
+    pub fn provider_for_issuer(&self, iss: &str) -> Option<(usize, &Provider)> {
+        self.providers.iter().enumerate().find(|(_, p)| p.accepts_issuer(iss))
+    }
+
+    /// The provider that validates opaque tokens, if one does (at most one may).
+    pub fn opaque_provider(&self) -> Option<(usize, &Provider)> {
+        self.providers.iter().enumerate().find(|(_, p)| p.opaque_tokens.is_some())
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiKey {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct HeaderNames {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub groups: String,
+    pub provider: String,
+    pub tenant_id: String,
+    pub groups_overage: String,
+}
+
+impl HeaderNames {
+    /// Every identity header: each is removed from incoming requests so a client cannot spoof it.
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.user_id,
+            &self.email,
+            &self.name,
+            &self.groups,
+            &self.provider,
+            &self.tenant_id,
+            &self.groups_overage,
+        ]
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+/// Where secrets named in the configuration (`client_secret_env`) are looked up: the VM's
+/// environment in Envoy, a map in tests.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Reads the bytes Envoy hands the plugin: JSON text (a `StringValue`, as Istio sends) or the
+/// binary encoding of a `google.protobuf.Struct` (plain YAML in the Envoy config).
+pub fn parse_plugin_configuration(bytes: &[u8], env: Env) -> Result<Config> {
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(error("", format!("configuration of {} bytes is over {MAX_CONFIG_BYTES}", bytes.len())));
+    }
+    let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let root = if looks_like_json {
+        strict_json::parse_object(bytes).map_err(|e| error("", format!("not valid JSON: {e}")))?
+    } else {
+        struct_pb::decode_struct(bytes)
+            .map_err(|e| error("", format!("not a JSON object or protobuf Struct: {}", e.0)))?
+    };
+    parse_config_with_env(&Value::Object(root), env)
+}
+
+/// Validates the configuration object and compiles it, with an empty environment.
+pub fn parse_config(root: &Value) -> Result<Config> {
+    parse_config_with_env(root, &|_| None)
+}
+
+pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
+    let root = Obj::new(root, String::new())?;
+    root.only(&["providers", "token_headers", "api_keys", "headers", "remove_credential"])?;
+
+    let api_keys = match root.get("api_keys") {
+        None => Vec::new(),
+        Some(v) => array(v, "api_keys")?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_api_key(v, format!("api_keys[{i}]")))
+            .collect::<Result<_>>()?,
+    };
+    unique(api_keys.iter().map(|k: &ApiKey| k.name.as_str()), "api_keys", "name")?;
+
+    let providers: Vec<Provider> = match root.get("providers") {
+        None if api_keys.is_empty() => return Err(error("providers", "required unless api_keys is set")),
+        None => Vec::new(),
+        Some(v) => array(v, "providers")?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| provider::parse_provider(v, format!("providers[{i}]"), env))
+            .collect::<Result<_>>()?,
+    };
+    if providers.is_empty() && api_keys.is_empty() {
+        return Err(error("providers", "must not be empty unless api_keys is set"));
+    }
+    unique(providers.iter().map(|p| p.name.as_str()), "providers", "name")?;
+    unique(providers.iter().flat_map(Provider::issuers), "providers", "issuer")?;
+    if providers.iter().filter(|p| p.opaque_tokens.is_some()).count() > 1 {
+        return Err(error("providers", "at most one provider may have opaque_tokens"));
+    }
+
+    let token_headers = match root.get("token_headers") {
+        None => DEFAULT_TOKEN_HEADERS.iter().map(|s| (*s).to_owned()).collect(),
+        Some(v) => {
+            let names = non_empty_strings(v, "token_headers")?;
+            for (i, name) in names.iter().enumerate() {
+                check_header_name(name, &format!("token_headers[{i}]"))?;
+            }
+            names.iter().map(|n| n.to_ascii_lowercase()).collect::<Vec<_>>()
+        }
+    };
+    unique(token_headers.iter().map(String::as_str), "token_headers", "value")?;
+
+    let headers = parse_header_names(root.get("headers"))?;
+    for name in headers.all() {
+        if token_headers.iter().any(|t| t == name) {
+            return Err(error("headers", format!("\"{name}\" is also a credential header in token_headers")));
+        }
+    }
+    let remove_credential = root.bool_or("remove_credential", true)?;
+    Ok(Config { providers, token_headers, api_keys, headers, remove_credential })
+}
+
+fn parse_api_key(value: &Value, path: String) -> Result<ApiKey> {
+    let obj = Obj::new(value, path)?;
+    obj.only(&["name", "sha256", "groups"])?;
+    let name = obj.required_str("name")?;
+    if name.bytes().any(|b| b.is_ascii_control()) || name.len() > 256 {
+        return Err(error(&obj.child("name"), "must be at most 256 characters without control characters"));
+    }
+    let hex = obj.required_str("sha256")?;
+    let sha256 = decode_sha256_hex(&hex)
+        .ok_or_else(|| error(&obj.child("sha256"), "must be 64 hex digits (the SHA-256 of the key)"))?;
+    let groups = match obj.get("groups") {
+        None => Vec::new(),
+        Some(v) => strings(v, &obj.child("groups"))?,
+    };
+    Ok(ApiKey { name, sha256, groups })
+}
+
+fn parse_header_names(value: Option<&Value>) -> Result<HeaderNames> {
+    let defaults = HeaderNames {
+        user_id: "x-gateway-user-id".into(),
+        email: "x-gateway-user-email".into(),
+        name: "x-gateway-user-name".into(),
+        groups: "x-gateway-user-groups".into(),
+        provider: "x-gateway-provider".into(),
+        tenant_id: "x-gateway-tenant-id".into(),
+        groups_overage: "x-gateway-groups-overage".into(),
+    };
+    let Some(value) = value else { return Ok(defaults) };
+    let obj = Obj::new(value, "headers".into())?;
+    obj.only(&["user_id", "email", "name", "groups", "provider", "tenant_id", "groups_overage"])?;
+    let pick = |key: &str, default: String| -> Result<String> {
+        match obj.optional_str(key)? {
+            None => Ok(default),
+            Some(name) => {
+                check_header_name(&name, &obj.child(key))?;
+                Ok(name.to_ascii_lowercase())
+            }
+        }
+    };
+    let names = HeaderNames {
+        user_id: pick("user_id", defaults.user_id)?,
+        email: pick("email", defaults.email)?,
+        name: pick("name", defaults.name)?,
+        groups: pick("groups", defaults.groups)?,
+        provider: pick("provider", defaults.provider)?,
+        tenant_id: pick("tenant_id", defaults.tenant_id)?,
+        groups_overage: pick("groups_overage", defaults.groups_overage)?,
+    };
+    unique(names.all().into_iter(), "headers", "header name")?;
+    Ok(names)
+}
+
+/// RFC 9110 token characters; pseudo-headers (`:path`) and `host` are not ours to set or strip.
+fn check_header_name(name: &str, path: &str) -> Result<()> {
+    let token = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(error(path, "is not a valid HTTP header name"));
+    }
+    if name.eq_ignore_ascii_case("host") {
+        return Err(error(path, "must not be the host header"));
+    }
+    Ok(())
+}
+
+fn decode_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}

@@ -1,0 +1,246 @@
+//! Opaque access tokens (Google's, Okta's or Keycloak's non-JWT tokens): asked of the provider by
+//! RFC 7662 introspection or Google's tokeninfo, with answers cached by a digest of the token and
+//! the calls bounded, so a flood of random credentials cannot become a flood of calls.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::config::{OpaqueStyle, OpaqueTokens, Provider};
+use crate::identity::Identity;
+use crate::policy;
+use crate::reason::AuthError;
+use crate::strict_json;
+use crate::token::check_audience;
+
+/// How long a refusal is remembered: long enough to absorb retries of a bad token.
+pub const NEGATIVE_CACHE_SECONDS: u64 = 60;
+/// Entries per VM: about 1 KiB each, so the cache stays under ~10 MiB.
+pub const MAX_CACHE_ENTRIES: usize = 10_000;
+/// Introspection answers are a few hundred bytes.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+pub type Digest = [u8; 32];
+
+/// A POST to the introspection endpoint: the token travels in the form body, never in the URL.
+pub struct IntrospectionCall {
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+pub fn build_call(opaque: &OpaqueTokens, token: &str) -> IntrospectionCall {
+    let mut headers = vec![
+        (":method", "POST".to_owned()),
+        (":path", opaque.uri.path.clone()),
+        (":authority", opaque.uri.authority.clone()),
+        (":scheme", opaque.uri.scheme.to_owned()),
+        ("content-type", "application/x-www-form-urlencoded".to_owned()),
+        ("accept", "application/json".to_owned()),
+    ];
+    let body = match opaque.style {
+        OpaqueStyle::GoogleTokeninfo => format!("access_token={}", form_encode(token)),
+        OpaqueStyle::Rfc7662 => {
+            let mut body = format!("token={}&token_type_hint=access_token", form_encode(token));
+            match (&opaque.client_id, &opaque.client_secret) {
+                // RFC 6749 §2.3.1: both parts form-encoded before Basic encoding.
+                (Some(id), Some(secret)) => {
+                    let pair = format!("{}:{}", form_encode(id), form_encode(&secret.0));
+                    headers.push(("authorization", format!("Basic {}", STANDARD.encode(pair))));
+                }
+                (Some(id), None) => body.push_str(&format!("&client_id={}", form_encode(id))),
+                _ => {}
+            }
+            body
+        }
+    };
+    IntrospectionCall { headers, body }
+}
+
+/// `application/x-www-form-urlencoded` for one value: everything but unreserved characters escaped.
+fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// What the endpoint's answer means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A verdict on the token, remembered until `expires_at`.
+    Verdict { outcome: Result<Identity, AuthError>, expires_at: u64 },
+    /// The endpoint failed: nothing is remembered, the request gets a 503.
+    Failed(String),
+}
+
+pub fn evaluate(
+    provider: &Provider,
+    opaque: &OpaqueTokens,
+    status: Option<u32>,
+    body: &[u8],
+    now: u64,
+) -> Answer {
+    let refused = |reason| Answer::Verdict { outcome: Err(reason), expires_at: now + NEGATIVE_CACHE_SECONDS };
+    match (opaque.style, status) {
+        (_, Some(200)) => {}
+        // tokeninfo answers 400 `invalid_token` for tokens it does not know or that expired.
+        (OpaqueStyle::GoogleTokeninfo, Some(400)) => return refused(AuthError::TokenInactive),
+        (_, Some(status)) => return Answer::Failed(format!("status {status}")),
+        (_, None) => return Answer::Failed("no response (timeout or connection failure)".into()),
+    }
+    if body.len() > MAX_ANSWER_BYTES {
+        return Answer::Failed(format!("answer of {} bytes is over {MAX_ANSWER_BYTES}", body.len()));
+    }
+    let Ok(answer) = strict_json::parse_object(body) else {
+        return Answer::Failed("answer is not a JSON object".into());
+    };
+    if opaque.style == OpaqueStyle::Rfc7662 && answer.get("active") != Some(&Value::Bool(true)) {
+        return refused(AuthError::TokenInactive);
+    }
+    match check_answer(&answer, provider, opaque.style, now) {
+        Ok((identity, exp)) => {
+            let cap = now.saturating_add(opaque.cache_seconds);
+            Answer::Verdict { outcome: Ok(identity), expires_at: cap.min(exp) }
+        }
+        Err(reason) => refused(reason),
+    }
+}
+
+/// The checks of the contract, in order; returns the identity and the token's expiry.
+fn check_answer(
+    answer: &Map<String, Value>,
+    provider: &Provider,
+    style: OpaqueStyle,
+    now: u64,
+) -> Result<(Identity, u64), AuthError> {
+    let exp = match (number(answer.get("exp")), style) {
+        (Some(exp), _) => exp,
+        // tokeninfo may give only the seconds left.
+        (None, OpaqueStyle::GoogleTokeninfo) => {
+            number(answer.get("expires_in")).ok_or(AuthError::NoExpiry)? + to_f64(now)
+        }
+        (None, OpaqueStyle::Rfc7662) => return Err(AuthError::NoExpiry),
+    };
+    if to_f64(now) >= exp + to_f64(provider.clock_skew_seconds) {
+        return Err(AuthError::Expired);
+    }
+    let audience_ok = check_audience(answer, &provider.audiences).is_ok()
+        || ["client_id", "azp"]
+            .iter()
+            .filter_map(|k| answer.get(*k).and_then(Value::as_str))
+            .any(|id| provider.audiences.iter().any(|a| a == id));
+    if !audience_ok {
+        return Err(AuthError::AudienceNotAllowed);
+    }
+    if !provider.hosted_domains.is_empty() {
+        let email = answer.get("email").and_then(Value::as_str).ok_or(AuthError::DomainNotAllowed)?;
+        let verified = matches!(answer.get("email_verified"), Some(Value::Bool(true)))
+            || answer.get("email_verified").and_then(Value::as_str) == Some("true");
+        if !verified {
+            return Err(AuthError::EmailNotVerified);
+        }
+        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if !provider.hosted_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            return Err(AuthError::DomainNotAllowed);
+        }
+    }
+    policy::check_scopes(answer, &provider.required_scopes)?;
+    let identity = Identity::from_claim_map(answer, provider)?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let exp = exp.max(0.0).min(u64::MAX as f64) as u64;
+    Ok((identity, exp))
+}
+
+/// A number, or a string holding one (tokeninfo sends `"exp": "1700000000"`).
+fn number(value: Option<&Value>) -> Option<f64> {
+    match value? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok().filter(|n| n.is_finite()),
+        _ => None,
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn to_f64(n: u64) -> f64 {
+    n as f64
+}
+
+pub enum Lookup {
+    Hit(Result<Identity, AuthError>),
+    /// Another request already asked about this token: wait for that answer.
+    InFlight,
+    Miss,
+}
+
+/// Per-VM state: cached verdicts, calls in flight, and a token bucket for new calls.
+pub struct OpaqueState {
+    cache: HashMap<Digest, (Result<Identity, AuthError>, u64)>,
+    in_flight: HashSet<Digest>,
+    tokens: u64,
+    refilled_at: u64,
+}
+
+impl Default for OpaqueState {
+    fn default() -> Self {
+        OpaqueState { cache: HashMap::new(), in_flight: HashSet::new(), tokens: 0, refilled_at: 0 }
+    }
+}
+
+impl OpaqueState {
+    pub fn lookup(&self, digest: &Digest, now: u64) -> Lookup {
+        match self.cache.get(digest) {
+            Some((outcome, expires_at)) if now < *expires_at => Lookup::Hit(outcome.clone()),
+            _ if self.in_flight.contains(digest) => Lookup::InFlight,
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// Whether a new call may start: under `max_pending` in flight and a call left in this
+    /// second's budget. Admitted calls count as in flight until `finish`.
+    pub fn admit(&mut self, digest: Digest, max_pending: usize, calls_per_second: u64, now: u64) -> bool {
+        let elapsed = now.saturating_sub(self.refilled_at);
+        if elapsed > 0 || self.refilled_at == 0 {
+            self.tokens =
+                self.tokens.saturating_add(elapsed.saturating_mul(calls_per_second)).min(calls_per_second);
+            if self.refilled_at == 0 {
+                self.tokens = calls_per_second;
+            }
+            self.refilled_at = now;
+        }
+        if self.in_flight.len() >= max_pending || self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        self.in_flight.insert(digest)
+    }
+
+    pub fn finish(&mut self, digest: &Digest, answer: &Answer, now: u64) {
+        self.in_flight.remove(digest);
+        if let Answer::Verdict { outcome, expires_at } = answer {
+            if *expires_at <= now {
+                return;
+            }
+            if self.cache.len() >= MAX_CACHE_ENTRIES {
+                self.cache.retain(|_, (_, expires)| *expires > now);
+            }
+            if self.cache.len() >= MAX_CACHE_ENTRIES {
+                // Still full of live entries: drop the one that would expire first.
+                if let Some(oldest) = self.cache.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| *k) {
+                    self.cache.remove(&oldest);
+                }
+            }
+            self.cache.insert(*digest, (outcome.clone(), *expires_at));
+        }
+    }
+
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+}
