@@ -180,17 +180,12 @@ pub enum Lookup {
 }
 
 /// Per-VM state: cached verdicts, calls in flight, and a token bucket for new calls.
+#[derive(Default)]
 pub struct OpaqueState {
     cache: HashMap<Digest, (Result<Identity, AuthError>, u64)>,
     in_flight: HashSet<Digest>,
     tokens: u64,
     refilled_at: u64,
-}
-
-impl Default for OpaqueState {
-    fn default() -> Self {
-        OpaqueState { cache: HashMap::new(), in_flight: HashSet::new(), tokens: 0, refilled_at: 0 }
-    }
 }
 
 impl OpaqueState {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::preset::{read_preset, Preset, PresetKeys};
-use super::reader::{error, non_empty_strings, string, Obj, Result};
+use super::reader::{error, non_empty_strings, string, strings, Obj, Result};
 use super::Env;
 use crate::crypto::{Algorithm, AlgorithmName, AlgorithmSet};
 use crate::jwks::{parse_jwks, KeySet};
@@ -159,7 +159,9 @@ pub fn parse_provider(value: &Value, path: String, env: Env) -> Result<Provider>
             "ends with /.well-known/openid-configuration: remove that suffix, the issuer is the URL before it",
         ));
     }
-    let issuer_aliases = match (obj.optional_strings("issuer_aliases")?, &defaults) {
+    let explicit_aliases =
+        obj.get("issuer_aliases").map(|v| strings(v, &obj.child("issuer_aliases"))).transpose()?;
+    let issuer_aliases = match (explicit_aliases, &defaults) {
         (Some(aliases), _) => aliases,
         (None, Some(d)) => d.issuer_aliases.clone(),
         (None, None) => Vec::new(),
@@ -188,7 +190,7 @@ pub fn parse_provider(value: &Value, path: String, env: Env) -> Result<Provider>
     };
     let required_scopes = match obj.get("required_scopes") {
         None => Vec::new(),
-        Some(v) => super::reader::strings(v, &obj.child("required_scopes"))?,
+        Some(v) => strings(v, &obj.child("required_scopes"))?,
     };
     let groups_overage = match obj.optional_str("groups_overage")?.as_deref() {
         None | Some("flag") => OveragePolicy::Flag,

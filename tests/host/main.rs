@@ -4,4 +4,6 @@
 mod authn_flow;
 mod config_table;
 mod fixtures;
+mod opaque_tokens;
+mod presets;
 mod verify;
