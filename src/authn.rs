@@ -6,7 +6,7 @@ use crate::config::{Config, OveragePolicy};
 use crate::credential::{find_credential, Headers};
 use crate::diagnosis;
 use crate::identity::Identity;
-use crate::key_store::{KeyAvailability, KeyStore};
+use crate::key_store::{KeyAvailability, KeyStore, UnknownKid};
 use crate::opaque::{Digest, Lookup, OpaqueState};
 use crate::policy;
 use crate::reason::AuthError;
@@ -16,8 +16,11 @@ use crate::token::{self, looks_like_jwt};
 pub enum Decision {
     Allow(Identity),
     Deny(AuthError),
-    /// The token's provider has no keys yet but a fetch is under way (index into `providers`).
+    /// A fetch of this key source is under way; decide again when it ends.
     WaitForKeys(usize),
+    /// The token names a `kid` its provider's keys lack: refresh this key source now and decide
+    /// again when the fetch ends.
+    RefreshKeys(usize),
     /// An introspection call about this very token is under way.
     WaitForIntrospection(Digest),
     /// Ask the opaque-token provider about this credential.
@@ -82,12 +85,25 @@ fn verify_jwt(credential: &str, config: &Config, state: &State) -> Result<Decisi
     if let Some(reason) = diagnosis::foreign_token(&token, provider) {
         return Err(reason);
     }
-    let key_set = match state.keys.availability(index) {
+    let key_set = match state.keys.availability(index, state.now) {
         KeyAvailability::Ready(key_set) => key_set,
-        KeyAvailability::Pending => return Ok(Decision::WaitForKeys(index)),
+        KeyAvailability::Pending => {
+            return state.keys.source_of(index).map(Decision::WaitForKeys).ok_or(AuthError::KeysUnavailable)
+        }
         KeyAvailability::Unavailable => return Err(AuthError::KeysUnavailable),
     };
-    let claims = token.verify(provider, key_set, state.now)?;
+    let has_kid = token.kid.is_some();
+    let claims = match token.verify(provider, key_set, state.now) {
+        // Rotation: the provider may have published the key since the last fetch.
+        Err(AuthError::KeyNotFound) if has_kid => {
+            return match state.keys.unknown_kid(index, state.now) {
+                UnknownKid::Refresh(source) => Ok(Decision::RefreshKeys(source)),
+                UnknownKid::Wait(source) => Ok(Decision::WaitForKeys(source)),
+                UnknownKid::Refuse => Err(AuthError::KeyNotFound),
+            }
+        }
+        other => other?,
+    };
     let identity = Identity::from_claims(&claims, provider)?;
     // Policy refusals (403) only once the token is known to be genuine.
     policy::check_scopes(&claims.0, &provider.required_scopes)?;

@@ -1,110 +1,244 @@
-//! Per-provider key state: which keys are usable, whether a fetch is under way, and when the next
-//! one is due. Time comes in as an argument, so the state machine is tested with any clock.
+//! Key state per key source: which keys are usable, whether a fetch is under way, and when the
+//! next one is due. Providers that name the same source (Entra's v1 and v2 issuers, say) share it.
+//! Time and jitter come in as arguments, so the state machine is tested with any clock.
 
 use std::rc::Rc;
 
 use crate::config::{Config, JwksSource};
 use crate::jwks::KeySet;
 
-/// First retry after a failed fetch; doubles per failure up to the refresh interval.
+/// First retry after a failed fetch; doubles per failure.
 const FIRST_RETRY_SECONDS: u64 = 1;
-/// Retries never wait longer than this, even with a long refresh interval.
+/// Retries of a provider that never answered stay frequent, so it is usable soon after it is back.
+const MAX_RETRY_NEVER_FETCHED_SECONDS: u64 = 30;
+/// Retries while the last good keys still serve can wait longer.
 const MAX_RETRY_SECONDS: u64 = 300;
 
 /// What a request can do with a provider's keys right now.
 pub enum KeyAvailability<'k> {
     Ready(&'k KeySet),
-    /// No keys yet, a fetch is under way: wait for it.
+    /// No usable keys, a fetch is under way: wait for it.
     Pending,
-    /// No keys and no fetch under way: the identity provider could not be reached.
+    /// No usable keys and no fetch under way: the identity provider could not be reached.
     Unavailable,
 }
 
+/// What to do about a token whose `kid` is not in the key set.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UnknownKid {
+    /// A refresh may start now (the caller starts it with `start_fetch`).
+    Refresh(usize),
+    /// A fetch is under way already: wait for it.
+    Wait(usize),
+    /// A refresh for an unknown `kid` happened too recently: refuse now.
+    Refuse,
+}
+
 #[derive(Debug)]
-struct Entry {
+struct Source {
     keys: Option<Rc<KeySet>>,
-    /// `None` for inline keys, which never refresh.
-    refresh_seconds: Option<u64>,
+    fetched_at: u64,
     fetching: bool,
     next_fetch_at: u64,
     failures: u32,
+    last_unknown_kid_refresh: Option<u64>,
+    refresh_seconds: u64,
+    max_stale_seconds: u64,
+    unknown_kid_refresh_seconds: u64,
+}
+
+#[derive(Debug)]
+enum ProviderKeys {
+    Inline(Rc<KeySet>),
+    Source(usize),
 }
 
 #[derive(Debug)]
 pub struct KeyStore {
-    entries: Vec<Entry>,
+    providers: Vec<ProviderKeys>,
+    sources: Vec<Source>,
+    /// Per source: its identity and the first provider that names it (for logs and fetches).
+    source_ids: Vec<(String, usize)>,
 }
 
 impl KeyStore {
-    /// One entry per configured provider, in order. Remote providers are due at once.
+    /// Remote sources are due at once.
     pub fn new(config: &Config) -> Self {
-        let entries = config
-            .providers
-            .iter()
-            .map(|p| match &p.jwks {
-                JwksSource::Inline(keys) => Entry {
-                    keys: Some(Rc::clone(keys)),
-                    refresh_seconds: None,
-                    fetching: false,
-                    next_fetch_at: u64::MAX,
-                    failures: 0,
-                },
-                JwksSource::Remote(remote) => Entry {
-                    keys: None,
-                    refresh_seconds: Some(remote.refresh_seconds),
-                    fetching: false,
-                    next_fetch_at: 0,
-                    failures: 0,
-                },
-            })
-            .collect();
-        KeyStore { entries }
+        let mut store = KeyStore { providers: Vec::new(), sources: Vec::new(), source_ids: Vec::new() };
+        for (index, provider) in config.providers.iter().enumerate() {
+            let keys = match &provider.jwks {
+                JwksSource::Inline(keys) => ProviderKeys::Inline(Rc::clone(keys)),
+                JwksSource::Remote(remote) => {
+                    let id = remote.source_id();
+                    let source = match store.source_ids.iter().position(|(known, _)| *known == id) {
+                        Some(existing) => {
+                            // Shared: refresh as often as the most demanding provider asks.
+                            if let Some(s) = store.sources.get_mut(existing) {
+                                s.refresh_seconds = s.refresh_seconds.min(remote.refresh_seconds);
+                                s.max_stale_seconds = s.max_stale_seconds.min(remote.max_stale_seconds);
+                            }
+                            existing
+                        }
+                        None => {
+                            store.sources.push(Source {
+                                keys: None,
+                                fetched_at: 0,
+                                fetching: false,
+                                next_fetch_at: 0,
+                                failures: 0,
+                                last_unknown_kid_refresh: None,
+                                refresh_seconds: remote.refresh_seconds,
+                                max_stale_seconds: remote.max_stale_seconds,
+                                unknown_kid_refresh_seconds: remote.unknown_kid_refresh_seconds,
+                            });
+                            store.source_ids.push((id, index));
+                            store.sources.len() - 1
+                        }
+                    };
+                    ProviderKeys::Source(source)
+                }
+            };
+            store.providers.push(keys);
+        }
+        store
     }
 
-    pub fn availability(&self, provider: usize) -> KeyAvailability<'_> {
-        match self.entries.get(provider) {
-            Some(Entry { keys: Some(keys), .. }) => KeyAvailability::Ready(keys),
-            Some(Entry { fetching: true, .. }) => KeyAvailability::Pending,
+    /// The source a provider's keys come from (`None` for inline keys).
+    pub fn source_of(&self, provider: usize) -> Option<usize> {
+        match self.providers.get(provider)? {
+            ProviderKeys::Source(source) => Some(*source),
+            ProviderKeys::Inline(_) => None,
+        }
+    }
+
+    /// The first provider that names `source`: whose settings its fetches use.
+    pub fn provider_of(&self, source: usize) -> Option<usize> {
+        self.source_ids.get(source).map(|(_, provider)| *provider)
+    }
+
+    pub fn sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    pub fn availability(&self, provider: usize, now: u64) -> KeyAvailability<'_> {
+        let source = match self.providers.get(provider) {
+            Some(ProviderKeys::Inline(keys)) => return KeyAvailability::Ready(keys),
+            Some(ProviderKeys::Source(source)) => self.sources.get(*source),
+            None => None,
+        };
+        let Some(source) = source else { return KeyAvailability::Unavailable };
+        match &source.keys {
+            Some(keys) if !source.is_too_stale(now) => KeyAvailability::Ready(keys),
+            _ if source.fetching => KeyAvailability::Pending,
             _ => KeyAvailability::Unavailable,
         }
     }
 
-    /// Providers whose fetch is due at `now`; they are marked as fetching.
+    /// A token named a `kid` the provider's keys lack: refresh at once unless one was done for this
+    /// reason within `unknown_kid_refresh_seconds`.
+    pub fn unknown_kid(&self, provider: usize, now: u64) -> UnknownKid {
+        let Some(index) = self.source_of(provider) else { return UnknownKid::Refuse };
+        let Some(source) = self.sources.get(index) else { return UnknownKid::Refuse };
+        if source.fetching {
+            return UnknownKid::Wait(index);
+        }
+        match source.last_unknown_kid_refresh {
+            Some(last) if now < last.saturating_add(source.unknown_kid_refresh_seconds) => UnknownKid::Refuse,
+            _ => UnknownKid::Refresh(index),
+        }
+    }
+
+    /// Starts an unknown-`kid` refresh of `source`, if still allowed; true when it started.
+    pub fn start_unknown_kid_refresh(&mut self, source: usize, now: u64) -> bool {
+        let Some(s) = self.sources.get_mut(source) else { return false };
+        let limited =
+            s.last_unknown_kid_refresh.is_some_and(|last| now < last + s.unknown_kid_refresh_seconds);
+        if s.fetching || limited {
+            return false;
+        }
+        s.last_unknown_kid_refresh = Some(now);
+        s.fetching = true;
+        true
+    }
+
+    /// Sources whose fetch is due at `now`; they are marked as fetching. Keys past their maximum
+    /// staleness are dropped here.
     pub fn start_due_fetches(&mut self, now: u64) -> Vec<usize> {
         let mut due = Vec::new();
-        for (i, entry) in self.entries.iter_mut().enumerate() {
-            if entry.refresh_seconds.is_some() && !entry.fetching && now >= entry.next_fetch_at {
-                entry.fetching = true;
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            if source.is_too_stale(now) {
+                source.keys = None;
+            }
+            if !source.fetching && now >= source.next_fetch_at {
+                source.fetching = true;
                 due.push(i);
             }
         }
         due
     }
 
-    pub fn fetch_succeeded(&mut self, provider: usize, keys: KeySet, now: u64) {
-        if let Some(entry) = self.entries.get_mut(provider) {
-            entry.keys = Some(Rc::new(keys));
-            entry.fetching = false;
-            entry.failures = 0;
-            entry.next_fetch_at = now.saturating_add(entry.refresh_seconds.unwrap_or(u64::MAX));
+    /// New keys: the time they were fetched is `fetched_at` (earlier than `now` when another VM
+    /// fetched them).
+    pub fn fetch_succeeded(&mut self, source: usize, keys: Rc<KeySet>, fetched_at: u64, now: u64) {
+        if let Some(s) = self.sources.get_mut(source) {
+            s.keys = Some(keys);
+            s.fetched_at = fetched_at;
+            s.fetching = false;
+            s.failures = 0;
+            s.next_fetch_at = fetched_at.saturating_add(s.refresh_seconds).max(now);
         }
     }
 
-    /// A failed fetch keeps the last good keys and schedules a retry with exponential backoff.
-    pub fn fetch_failed(&mut self, provider: usize, now: u64) {
-        if let Some(entry) = self.entries.get_mut(provider) {
-            entry.fetching = false;
-            entry.failures = entry.failures.saturating_add(1);
+    /// A failed fetch keeps the last good keys and retries after a backoff that doubles per
+    /// failure, plus `jitter` (0..1 of the backoff) so workers and gateways do not retry in step.
+    pub fn fetch_failed(&mut self, source: usize, now: u64, jitter: f64) {
+        if let Some(s) = self.sources.get_mut(source) {
+            s.fetching = false;
+            s.failures = s.failures.saturating_add(1);
+            let cap = if s.keys.is_some() { MAX_RETRY_SECONDS } else { MAX_RETRY_NEVER_FETCHED_SECONDS };
             let backoff = FIRST_RETRY_SECONDS
-                .checked_shl(entry.failures.saturating_sub(1))
+                .checked_shl(s.failures.saturating_sub(1))
                 .unwrap_or(u64::MAX)
-                .min(MAX_RETRY_SECONDS)
-                .min(entry.refresh_seconds.unwrap_or(MAX_RETRY_SECONDS));
-            entry.next_fetch_at = now.saturating_add(backoff);
+                .min(cap)
+                .min(s.refresh_seconds);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            let extra = (backoff as f64 * jitter.clamp(0.0, 1.0)) as u64;
+            s.next_fetch_at = now.saturating_add(backoff).saturating_add(extra);
         }
+    }
+
+    /// The keys of `source`, when it has any (to decide whether new keys changed anything).
+    pub fn keys(&self, source: usize) -> Option<&Rc<KeySet>> {
+        self.sources.get(source)?.keys.as_ref()
     }
 
     pub fn key_count(&self, provider: usize) -> usize {
-        self.entries.get(provider).and_then(|e| e.keys.as_ref()).map_or(0, |k| k.len())
+        match self.providers.get(provider) {
+            Some(ProviderKeys::Inline(keys)) => keys.len(),
+            Some(ProviderKeys::Source(source)) => {
+                self.sources.get(*source).and_then(|s| s.keys.as_ref()).map_or(0, |k| k.len())
+            }
+            None => 0,
+        }
+    }
+
+    /// Seconds since the keys of `source` were fetched, if it has keys.
+    pub fn age(&self, source: usize, now: u64) -> Option<u64> {
+        let s = self.sources.get(source)?;
+        s.keys.as_ref().map(|_| now.saturating_sub(s.fetched_at))
+    }
+
+    pub fn failures(&self, source: usize) -> u32 {
+        self.sources.get(source).map_or(0, |s| s.failures)
+    }
+
+    pub fn is_fetching(&self, source: usize) -> bool {
+        self.sources.get(source).is_some_and(|s| s.fetching)
+    }
+}
+
+impl Source {
+    fn is_too_stale(&self, now: u64) -> bool {
+        self.keys.is_some() && now > self.fetched_at.saturating_add(self.max_stale_seconds)
     }
 }

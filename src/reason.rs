@@ -84,6 +84,43 @@ impl AuthError {
     }
 }
 
+impl AuthError {
+    /// A stable snake_case name, for metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthError::MissingCredential => "missing_credential",
+            AuthError::CredentialTooLarge => "credential_too_large",
+            AuthError::Malformed => "malformed",
+            AuthError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            AuthError::IssuerNotTrusted => "issuer_not_trusted",
+            AuthError::KeyNotFound => "key_not_found",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::IssuedInFuture => "issued_in_future",
+            AuthError::NoExpiry => "no_expiry",
+            AuthError::AudienceNotAllowed => "audience_not_allowed",
+            AuthError::NoUserId => "no_user_id",
+            AuthError::UnknownApiKey => "unknown_api_key",
+            AuthError::RequiredClaim => "required_claim",
+            AuthError::TenantNotAllowed => "tenant_not_allowed",
+            AuthError::DomainNotAllowed => "domain_not_allowed",
+            AuthError::EmailNotVerified => "email_not_verified",
+            AuthError::TokenInactive => "token_inactive",
+            AuthError::GraphToken => "graph_token",
+            AuthError::EntraV1Issuer => "entra_v1_issuer",
+            AuthError::EntraV2Issuer => "entra_v2_issuer",
+            AuthError::OktaOrgAccessToken => "okta_org_access_token",
+            AuthError::IssuerTrailingSlash => "issuer_trailing_slash",
+            AuthError::InsufficientScope => "insufficient_scope",
+            AuthError::GroupsOverage => "groups_overage",
+            AuthError::KeysUnavailable => "keys_unavailable",
+            AuthError::IntrospectionUnavailable => "introspection_unavailable",
+            AuthError::NotConfigured => "not_configured",
+        }
+    }
+}
+
 impl std::fmt::Display for AuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.client_message())

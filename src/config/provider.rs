@@ -14,6 +14,12 @@ use crate::url::{parse_url, Url};
 // Defaults: the contract's tables.
 pub const DEFAULT_REFRESH_SECONDS: u64 = 600;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
+/// A day: long enough to ride out an identity-provider outage, short enough that keys it revoked
+/// stop working (an extension of the contract).
+pub const DEFAULT_MAX_STALE_SECONDS: u64 = 24 * 3600;
+/// At most one unknown-`kid` refresh per provider per 30 s: rotation is picked up at once, while a
+/// flood of random `kid`s costs the provider two fetches a minute.
+pub const DEFAULT_UNKNOWN_KID_REFRESH_SECONDS: u64 = 30;
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 pub const DEFAULT_OPAQUE_TIMEOUT_MS: u64 = 3000;
 pub const DEFAULT_OPAQUE_CACHE_SECONDS: u64 = 300;
@@ -27,6 +33,7 @@ const DEFAULT_USER_CLAIMS: [&str; 2] = ["oid", "sub"];
 // Bounds that catch typos (a timeout in seconds where milliseconds were meant) without getting in
 // the way of any real deployment.
 const MAX_REFRESH_SECONDS: u64 = 7 * 24 * 3600;
+const MAX_STALE_SECONDS: u64 = 30 * 24 * 3600;
 const MAX_TIMEOUT_MS: u64 = 60_000;
 const MAX_CLOCK_SKEW_SECONDS: u64 = 600;
 const MAX_OPAQUE_CACHE_SECONDS: u64 = 24 * 3600;
@@ -72,8 +79,40 @@ pub enum JwksSource {
 pub struct RemoteJwks {
     pub location: JwksLocation,
     pub cluster: String,
+    /// Clusters for other hosts, by `:authority`: discovery may name a JWKS on another host
+    /// (Google's is on www.googleapis.com).
+    pub clusters: Vec<(String, String)>,
     pub refresh_seconds: u64,
     pub timeout_ms: u64,
+    /// Keys not refreshed for this long are dropped: requests get 503 rather than trusting keys
+    /// the provider may have revoked.
+    pub max_stale_seconds: u64,
+    /// Least time between refreshes triggered by tokens with an unknown `kid`.
+    pub unknown_kid_refresh_seconds: u64,
+}
+
+impl RemoteJwks {
+    /// The cluster to dispatch to for `authority`: `cluster` for the configured URL's host, else
+    /// the one `clusters` names for that host.
+    pub fn cluster_for(&self, authority: &str) -> Option<&str> {
+        if let Some((_, cluster)) = self.clusters.iter().find(|(host, _)| host == authority) {
+            return Some(cluster);
+        }
+        let home = match &self.location {
+            JwksLocation::Uri(url) | JwksLocation::Discovery(url) => url.authority.as_str(),
+        };
+        (home == authority).then_some(self.cluster.as_str())
+    }
+
+    /// What identifies the key source: providers naming the same one share one fetch and key set.
+    pub fn source_id(&self) -> String {
+        match &self.location {
+            JwksLocation::Uri(url) => format!("uri {} {}{}", self.cluster, url.authority, url.path),
+            JwksLocation::Discovery(url) => {
+                format!("discovery {} {}{}", self.cluster, url.authority, url.path)
+            }
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -257,7 +296,25 @@ fn parse_jwks_source(
     preset: Option<&PresetKeys>,
 ) -> Result<JwksSource> {
     let obj = Obj::new(value, path)?;
-    obj.only(&["inline", "uri", "discovery", "cluster", "refresh_seconds", "timeout_ms"])?;
+    const REMOTE_ONLY: [&str; 6] = [
+        "cluster",
+        "clusters",
+        "refresh_seconds",
+        "timeout_ms",
+        "max_stale_seconds",
+        "unknown_kid_refresh_seconds",
+    ];
+    obj.only(&[
+        "inline",
+        "uri",
+        "discovery",
+        "cluster",
+        "clusters",
+        "refresh_seconds",
+        "timeout_ms",
+        "max_stale_seconds",
+        "unknown_kid_refresh_seconds",
+    ])?;
     let discovery = obj.bool_or("discovery", false)?;
     let inline = obj.get("inline").is_some();
     let uri = obj.get("uri").is_some();
@@ -266,7 +323,7 @@ fn parse_jwks_source(
         return Err(error(&obj.path, "set exactly one of inline, uri, discovery"));
     }
     if inline {
-        for remote_only in ["cluster", "refresh_seconds", "timeout_ms"] {
+        for remote_only in REMOTE_ONLY {
             if obj.get(remote_only).is_some() {
                 return Err(error(&obj.child(remote_only), "only applies to uri or discovery"));
             }
@@ -308,7 +365,43 @@ fn parse_jwks_source(
     let cluster = obj.required_str("cluster")?;
     let refresh_seconds = obj.u64_in("refresh_seconds", DEFAULT_REFRESH_SECONDS, 1, MAX_REFRESH_SECONDS)?;
     let timeout_ms = obj.u64_in("timeout_ms", DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS)?;
-    Ok(JwksSource::Remote(RemoteJwks { location, cluster, refresh_seconds, timeout_ms }))
+    let max_stale_seconds =
+        obj.u64_in("max_stale_seconds", DEFAULT_MAX_STALE_SECONDS, refresh_seconds, MAX_STALE_SECONDS)?;
+    let unknown_kid_refresh_seconds = obj.u64_in(
+        "unknown_kid_refresh_seconds",
+        DEFAULT_UNKNOWN_KID_REFRESH_SECONDS,
+        1,
+        MAX_REFRESH_SECONDS,
+    )?;
+    let clusters = match obj.get("clusters") {
+        None => Vec::new(),
+        Some(value) => {
+            let path = obj.child("clusters");
+            let map = value.as_object().ok_or_else(|| error(&path, "must be an object of host: cluster"))?;
+            map.iter()
+                .map(|(host, cluster)| {
+                    Ok((host.to_ascii_lowercase(), string(cluster, &format!("{path}.{host}"))?))
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    if let JwksLocation::Uri(url) = &location {
+        if let Some((host, _)) = clusters.iter().find(|(host, _)| *host != url.authority) {
+            return Err(error(
+                &format!("{}.{host}", obj.child("clusters")),
+                "only applies with discovery (the uri's host uses jwks.cluster)",
+            ));
+        }
+    }
+    Ok(JwksSource::Remote(RemoteJwks {
+        location,
+        cluster,
+        clusters,
+        refresh_seconds,
+        timeout_ms,
+        max_stale_seconds,
+        unknown_kid_refresh_seconds,
+    }))
 }
 
 fn parse_opaque_tokens(value: &Value, path: String, env: Env) -> Result<OpaqueTokens> {

@@ -3,7 +3,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 
 use crate::reply::Reply;
 
@@ -104,4 +104,36 @@ pub fn dispatch(
 ) -> Result<u32, Status> {
     let headers = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     hostcalls::dispatch_http_call(cluster, headers, body, vec![], Duration::from_millis(timeout_ms))
+}
+
+/// Shared data of this VM id (all workers): the value and its CAS token.
+pub fn shared_data(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+    hostcalls::get_shared_data(key).unwrap_or((None, None))
+}
+
+/// Writes shared data; with `cas`, only if nobody wrote since it was read.
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
+    hostcalls::set_shared_data(key, Some(value), cas)
+}
+
+pub fn define_metric(gauge: bool, name: &str) -> Option<u32> {
+    let kind = if gauge { MetricType::Gauge } else { MetricType::Counter };
+    hostcalls::define_metric(kind, name).ok()
+}
+
+pub fn increment_metric(id: u32) {
+    let _ = hostcalls::increment_metric(id, 1);
+}
+
+pub fn record_metric(id: u32, value: u64) {
+    let _ = hostcalls::record_metric(id, value);
+}
+
+/// Randomness from the host (WASI `random_get` seeds std's hasher keys); for jitter and lease
+/// owner ids, not for secrets.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_seconds());
+    hasher.finish()
 }

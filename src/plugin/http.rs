@@ -9,6 +9,7 @@ use proxy_wasm::types::Action;
 use super::host;
 use super::root::{on_introspection_response, Shared, WaitOn};
 use crate::authn::{decide, Decision, State};
+use crate::metrics::{self, Metric};
 use crate::opaque::{build_call, Answer};
 use crate::reason::AuthError;
 use crate::reply;
@@ -32,7 +33,7 @@ impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match &self.shared {
             Some(shared) => process_request(shared, self.context_id),
-            None => deny(AuthError::NotConfigured, self.context_id),
+            None => send_denial(AuthError::NotConfigured, self.context_id),
         }
     }
 }
@@ -66,7 +67,7 @@ fn read_and_strip(shared: &Shared) -> Result<Vec<(String, String)>, AuthError> {
 pub fn process_request(shared: &Shared, context_id: u32) -> Action {
     let headers = match read_and_strip(shared) {
         Ok(headers) => headers,
-        Err(reason) => return deny(reason, context_id),
+        Err(reason) => return deny(shared, reason, context_id),
     };
     let now = host::now_seconds();
     let decision = {
@@ -81,7 +82,7 @@ pub fn process_request(shared: &Shared, context_id: u32) -> Action {
 pub fn resolve(shared: &Shared, context_id: u32, decision: Decision) -> Action {
     match read_and_strip(shared) {
         Ok(headers) => apply(shared, context_id, &headers, decision, host::now_seconds()),
-        Err(reason) => deny(reason, context_id),
+        Err(reason) => deny(shared, reason, context_id),
     }
 }
 
@@ -97,22 +98,34 @@ fn apply(
             if shared.config.remove_credential {
                 for name in &shared.config.token_headers {
                     if headers.iter().any(|(n, _)| n == name) && host::remove_request_header(name).is_err() {
-                        return deny(AuthError::Malformed, context_id);
+                        return deny(shared, AuthError::Malformed, context_id);
                     }
                 }
             }
             for (name, value) in identity.headers(&shared.config.headers) {
                 if host::set_request_header(name, &value).is_err() {
-                    return deny(AuthError::Malformed, context_id);
+                    return deny(shared, AuthError::Malformed, context_id);
                 }
             }
             debug!("allowed provider={} ctx=#{context_id}", identity.provider);
+            shared.metrics.increment(Metric::Allowed);
             Action::Continue
         }
-        Decision::Deny(reason) => deny(reason, context_id),
-        Decision::WaitForKeys(provider) => {
-            debug!("waiting for keys provider={} ctx=#{context_id}", shared.provider_name(provider));
-            shared.waiting.borrow_mut().push((context_id, WaitOn::Keys(provider)));
+        Decision::Deny(reason) => deny(shared, reason, context_id),
+        Decision::WaitForKeys(source) => {
+            debug!("waiting for keys source={source} ctx=#{context_id}");
+            shared.waiting.borrow_mut().push((context_id, WaitOn::Keys(source)));
+            Action::Pause
+        }
+        Decision::RefreshKeys(source) => {
+            let started = shared.keys.borrow_mut().start_unknown_kid_refresh(source, now);
+            if started {
+                debug!("unknown kid: refreshing keys source={source} ctx=#{context_id}");
+                shared.refresh_requests.borrow_mut().push(source);
+            } else if !shared.keys.borrow().is_fetching(source) {
+                return deny(shared, AuthError::KeyNotFound, context_id);
+            }
+            shared.waiting.borrow_mut().push((context_id, WaitOn::Keys(source)));
             Action::Pause
         }
         Decision::WaitForIntrospection(digest) => {
@@ -122,7 +135,7 @@ fn apply(
         Decision::Introspect { provider, digest, credential } => {
             let Some(opaque) = shared.config.providers.get(provider).and_then(|p| p.opaque_tokens.as_ref())
             else {
-                return deny(AuthError::IntrospectionUnavailable, context_id);
+                return deny(shared, AuthError::IntrospectionUnavailable, context_id);
             };
             let admitted = shared.opaque.borrow_mut().admit(
                 digest,
@@ -135,7 +148,7 @@ fn apply(
                     "introspection not started: calls at their limit provider={} ctx=#{context_id}",
                     shared.provider_name(provider)
                 );
-                return deny(AuthError::IntrospectionUnavailable, context_id);
+                return deny(shared, AuthError::IntrospectionUnavailable, context_id);
             }
             let call = build_call(opaque, &credential.0);
             match host::dispatch(
@@ -156,14 +169,20 @@ fn apply(
                         opaque.cluster
                     );
                     shared.opaque.borrow_mut().finish(&digest, &Answer::Failed(String::new()), now);
-                    deny(AuthError::IntrospectionUnavailable, context_id)
+                    deny(shared, AuthError::IntrospectionUnavailable, context_id)
                 }
             }
         }
     }
 }
 
-pub fn deny(reason: AuthError, context_id: u32) -> Action {
+/// Refuses the request, counted in the metrics.
+pub fn deny(shared: &Shared, reason: AuthError, context_id: u32) -> Action {
+    shared.metrics.increment(metrics::for_denial(reason));
+    send_denial(reason, context_id)
+}
+
+fn send_denial(reason: AuthError, context_id: u32) -> Action {
     debug!("denied reason=\"{reason}\" ctx=#{context_id}");
     if host::send_reply(&reply::deny(reason)).is_err() {
         warn!("cannot send the denial ctx=#{context_id}");

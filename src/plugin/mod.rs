@@ -3,6 +3,7 @@
 
 mod host;
 mod http;
+mod metrics;
 mod root;
 
 use proxy_wasm::traits::RootContext;

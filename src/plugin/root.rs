@@ -1,4 +1,5 @@
-//! The root context: configuration, key fetches on a timer, and waking requests that wait for keys.
+//! The root context: configuration, key fetches on a timer (shared between the VMs of all
+//! workers), and waking requests that wait for keys or introspection answers.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,13 +12,18 @@ use proxy_wasm::types::{Action, ContextType};
 
 use super::host;
 use super::http::{deny, process_request, resolve, HttpFilter};
+use super::metrics::Metrics;
 use crate::authn::Decision;
 use crate::config::{parse_plugin_configuration, Config, JwksLocation, JwksSource, RemoteJwks};
 use crate::discovery::{self, parse_discovery};
-use crate::jwks::{self, parse_jwks};
+use crate::jwks::{self, parse_jwks, KeySet};
 use crate::key_store::KeyStore;
+use crate::metrics::Metric;
 use crate::opaque::{evaluate, Answer, Digest, OpaqueState, MAX_ANSWER_BYTES};
 use crate::reason::AuthError;
+use crate::shared_keys::{
+    lease_key, read_published, record_key, Lease, Published, Record, LEASE_SLACK_SECONDS,
+};
 use crate::url::Url;
 
 /// Refresh and retry times are whole seconds; a one-second tick is precise enough and costs nothing.
@@ -32,11 +38,22 @@ pub struct Shared {
     pub introspections: RefCell<HashMap<u32, (u32, usize, Digest)>>,
     /// Paused requests and what they wait for.
     pub waiting: RefCell<Vec<(u32, WaitOn)>>,
+    pub metrics: Metrics,
+    /// Key sources this VM fetches itself, and those it waits on another VM for (since when).
+    pub fetches: RefCell<Fetches>,
+    /// Key sources requests asked to refresh for an unknown `kid`; the next tick fetches them.
+    pub refresh_requests: RefCell<Vec<usize>>,
+}
+
+#[derive(Default)]
+pub struct Fetches {
+    leading: Vec<usize>,
+    following: Vec<(usize, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum WaitOn {
-    /// The first key fetch of a provider.
+    /// A fetch of a key source.
     Keys(usize),
     /// The answer about an opaque token, by digest.
     Introspection(Digest),
@@ -46,6 +63,15 @@ impl Shared {
     pub fn provider_name(&self, index: usize) -> &str {
         self.config.providers.get(index).map_or("?", |p| p.name.as_str())
     }
+
+    /// The provider whose settings a key source's fetches use, with its name.
+    fn source_provider(&self, source: usize) -> Option<(&str, &RemoteJwks)> {
+        let provider = self.config.providers.get(self.keys.borrow().provider_of(source)?)?;
+        match &provider.jwks {
+            JwksSource::Remote(remote) => Some((provider.name.as_str(), remote)),
+            JwksSource::Inline(_) => None,
+        }
+    }
 }
 
 /// What a dispatched call was for.
@@ -54,10 +80,17 @@ enum Call {
     Jwks(usize),
 }
 
-#[derive(Default)]
 pub struct Root {
     shared: Option<Rc<Shared>>,
     calls: HashMap<u32, Call>,
+    /// This VM's id in fetch leases.
+    vm_id: u64,
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root { shared: None, calls: HashMap::new(), vm_id: host::random_u64() }
+    }
 }
 
 impl Context for Root {
@@ -66,111 +99,220 @@ impl Context for Root {
         token_id: u32,
         _num_headers: usize,
         body_size: usize,
-        _num_trailers: usize,
+        _trailers: usize,
     ) {
         let Some(shared) = self.shared.clone() else { return };
         let Some(call) = self.calls.remove(&token_id) else {
             on_introspection_response(&shared, token_id, body_size);
             return;
         };
-        let now = host::now_seconds();
-        let (provider, outcome) = match call {
-            Call::Discovery(p) => (p, self.on_discovery(&shared, p, body_size)),
-            Call::Jwks(p) => (p, on_jwks(&shared, p, body_size, now)),
+        let outcome = match call {
+            Call::Discovery(source) => match self.on_discovery(&shared, source, body_size) {
+                Ok(()) => return,
+                Err(reason) => (source, Err(reason)),
+            },
+            Call::Jwks(source) => (source, read_jwks(body_size)),
         };
-        match outcome {
-            Step::Pending => return,
-            Step::Failed(reason) => {
-                let had_keys = shared.keys.borrow().key_count(provider) > 0;
-                warn!(
-                    "key fetch failed provider={} reason=\"{reason}\"{}",
-                    shared.provider_name(provider),
-                    if had_keys { " keeping=last-good-keys" } else { "" }
-                );
-                shared.keys.borrow_mut().fetch_failed(provider, now);
-            }
-            Step::Done => {}
-        }
-        wake_for_keys(&shared, provider);
+        let (source, result) = outcome;
+        self.publish(&shared, source, result);
     }
-}
-
-enum Step {
-    /// A second call (the JWKS after discovery) is under way.
-    Pending,
-    Done,
-    Failed(String),
 }
 
 impl Root {
-    fn start_fetch(&mut self, shared: &Shared, provider: usize) {
-        let Some(remote) = remote(&shared.config, provider) else {
-            return;
-        };
+    /// Begins a fetch of `source` (already marked as fetching in the key store): adopt what another
+    /// VM published if it is fresh, else take the lease and fetch, else wait for the leaseholder.
+    fn begin_fetch(&mut self, shared: &Shared, source: usize, now: u64) {
+        let Some((_, remote)) = shared.source_provider(source) else { return };
+        let id = remote.source_id();
+        let mine = shared.keys.borrow().age(source, now).map_or(0, |age| now - age);
+        let (record, _) = host::shared_data(&record_key(&id));
+        if let Some(record) = record.as_deref().and_then(Record::decode) {
+            let fresh = now < record.fetched_at.saturating_add(remote.refresh_seconds);
+            if fresh && read_published(Some(&record), mine, now) == Published::NewKeys {
+                self.adopt(shared, source, &record, now);
+                return;
+            }
+        }
+        let (lease, cas) = host::shared_data(&lease_key(&id));
+        let lease = lease.as_deref().and_then(Lease::decode);
+        if Lease::is_free_for(lease.as_ref(), self.vm_id, now) {
+            let until = now + remote.timeout_ms.div_ceil(1000) * 2 + LEASE_SLACK_SECONDS;
+            let taken =
+                host::set_shared_data(&lease_key(&id), &Lease { owner: self.vm_id, until }.encode(), cas);
+            // Shared data failing outright (not a lost race) must not stop this VM fetching.
+            if taken.is_ok() || !matches!(taken, Err(proxy_wasm::types::Status::CasMismatch)) {
+                shared.fetches.borrow_mut().leading.push(source);
+                self.fetch(shared, source);
+                return;
+            }
+        }
+        shared.fetches.borrow_mut().following.push((source, now));
+    }
+
+    /// Dispatches the first call of a fetch: the discovery document or the JWKS.
+    fn fetch(&mut self, shared: &Shared, source: usize) {
+        let Some((_, remote)) = shared.source_provider(source) else { return };
         let (url, call) = match &remote.location {
-            JwksLocation::Uri(url) => (url, Call::Jwks(provider)),
-            JwksLocation::Discovery(url) => (url, Call::Discovery(provider)),
+            JwksLocation::Uri(url) => (url.clone(), Call::Jwks(source)),
+            JwksLocation::Discovery(url) => (url.clone(), Call::Discovery(source)),
         };
-        if let Err(reason) = self.dispatch(remote, url, call) {
-            warn!("key fetch failed provider={} reason=\"{reason}\"", shared.provider_name(provider));
-            shared.keys.borrow_mut().fetch_failed(provider, host::now_seconds());
+        let cluster = remote.cluster.clone();
+        let timeout_ms = remote.timeout_ms;
+        if let Err(reason) = self.dispatch(&cluster, &url, timeout_ms, call) {
+            self.publish(shared, source, Err(reason));
         }
     }
 
-    fn dispatch(&mut self, remote: &RemoteJwks, url: &Url, call: Call) -> Result<(), String> {
-        match host::dispatch_get(&remote.cluster, &url.authority, &url.path, url.scheme, remote.timeout_ms) {
+    fn dispatch(&mut self, cluster: &str, url: &Url, timeout_ms: u64, call: Call) -> Result<(), String> {
+        match host::dispatch_get(cluster, &url.authority, &url.path, url.scheme, timeout_ms) {
             Ok(token) => {
                 self.calls.insert(token, call);
                 Ok(())
             }
             Err(status) => Err(format!(
-                "dispatch to cluster '{}' refused ({status:?}): is the cluster defined in the Envoy config?",
-                remote.cluster
+                "dispatch to cluster '{cluster}' refused ({status:?}): is the cluster defined in the Envoy config?"
             )),
         }
     }
 
-    fn on_discovery(&mut self, shared: &Shared, provider: usize, body_size: usize) -> Step {
-        let Some(remote) = remote(&shared.config, provider) else {
-            return Step::Failed("no remote keys".into());
+    fn on_discovery(&mut self, shared: &Shared, source: usize, body_size: usize) -> Result<(), String> {
+        let Some((_, remote)) = shared.source_provider(source) else { return Err("no remote keys".into()) };
+        let issuer = shared
+            .keys
+            .borrow()
+            .provider_of(source)
+            .and_then(|p| shared.config.providers.get(p))
+            .map_or(String::new(), |p| p.issuer.clone());
+        let body =
+            response_body(body_size, discovery::MAX_DOCUMENT_BYTES).map_err(|e| format!("discovery: {e}"))?;
+        let jwks_url = parse_discovery(&body, &issuer).map_err(|e| format!("discovery: {e}"))?;
+        let Some(cluster) = remote.cluster_for(&jwks_url.authority).map(str::to_owned) else {
+            return Err(format!(
+                "discovery: jwks_uri is on host '{}', which has no cluster: add it under jwks.clusters",
+                jwks_url.authority
+            ));
         };
-        let issuer = shared.config.providers.get(provider).map_or("", |p| p.issuer.as_str());
-        let body = match response_body(body_size, discovery::MAX_DOCUMENT_BYTES) {
-            Ok(body) => body,
-            Err(reason) => return Step::Failed(format!("discovery: {reason}")),
+        let timeout_ms = remote.timeout_ms;
+        self.dispatch(&cluster, &jwks_url, timeout_ms, Call::Jwks(source))
+    }
+
+    /// The end of a fetch this VM led: apply it, publish it for the other VMs, release the lease.
+    fn publish(&mut self, shared: &Shared, source: usize, result: Result<(Vec<u8>, Rc<KeySet>), String>) {
+        let now = host::now_seconds();
+        let Some((name, remote)) = shared.source_provider(source) else { return };
+        let id = remote.source_id();
+        let (old, cas) = host::shared_data(&record_key(&id));
+        let old = old.as_deref().and_then(Record::decode);
+        let record = match result {
+            Ok((body, keys)) => {
+                shared.metrics.increment(Metric::KeyFetchOk(name));
+                info!("keys loaded provider={name} n={}", keys.len());
+                shared.keys.borrow_mut().fetch_succeeded(source, keys, now, now);
+                Record { fetched_at: now, failed_at: old.map_or(0, |r| r.failed_at), jwks: body }
+            }
+            Err(reason) => {
+                shared.metrics.increment(Metric::KeyFetchFailed(name));
+                self.record_failure(shared, source, name, &reason, now);
+                match old {
+                    Some(old) => Record { failed_at: now, ..old },
+                    None => Record { fetched_at: 0, failed_at: now, jwks: Vec::new() },
+                }
+            }
         };
-        let jwks_url = match parse_discovery(&body, issuer) {
-            Ok(url) => url,
-            Err(e) => return Step::Failed(format!("discovery: {e}")),
+        if host::set_shared_data(&record_key(&id), &record.encode(), cas).is_err() {
+            debug!("key record not shared provider={name}");
+        }
+        let released = Lease { owner: self.vm_id, until: 0 }.encode();
+        let _ = host::set_shared_data(&lease_key(&id), &released, None);
+        shared.fetches.borrow_mut().leading.retain(|s| *s != source);
+        wake_for_keys(shared, source);
+    }
+
+    fn record_failure(&self, shared: &Shared, source: usize, name: &str, reason: &str, now: u64) {
+        let (had_keys, failures) = {
+            let keys = shared.keys.borrow();
+            (keys.keys(source).is_some(), keys.failures(source))
         };
-        match self.dispatch(remote, &jwks_url, Call::Jwks(provider)) {
-            Ok(()) => Step::Pending,
-            Err(reason) => Step::Failed(reason),
+        // Log changes of state, not every retry.
+        if failures == 0 {
+            let keeping = if had_keys { " keeping=last-good-keys" } else { "" };
+            warn!("key fetch failed provider={name} reason=\"{reason}\"{keeping}");
+        } else {
+            debug!("key fetch failed again provider={name} failures={} reason=\"{reason}\"", failures + 1);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let jitter = (host::random_u64() % 1000) as f64 / 1000.0;
+        shared.keys.borrow_mut().fetch_failed(source, now, jitter);
+    }
+
+    /// Keys another VM fetched.
+    fn adopt(&self, shared: &Shared, source: usize, record: &Record, now: u64) {
+        match parse_jwks(&record.jwks) {
+            Ok((keys, _)) => {
+                shared.keys.borrow_mut().fetch_succeeded(source, Rc::new(keys), record.fetched_at, now);
+            }
+            Err(_) => {
+                // Another VM published something this one cannot read: fetch independently next time.
+                shared.keys.borrow_mut().fetch_failed(source, now, 0.0);
+            }
+        }
+        wake_for_keys(shared, source);
+    }
+
+    /// Follows the fetches other VMs lead: adopt their keys, share their failure, or take over a
+    /// lease that ran out.
+    fn follow(&mut self, shared: &Shared, now: u64) {
+        let following = std::mem::take(&mut shared.fetches.borrow_mut().following);
+        for (source, since) in following {
+            let Some((_, remote)) = shared.source_provider(source) else { continue };
+            let id = remote.source_id();
+            let mine = shared.keys.borrow().age(source, now).map_or(0, |age| now - age);
+            let (record, _) = host::shared_data(&record_key(&id));
+            let record = record.as_deref().and_then(Record::decode);
+            match read_published(record.as_ref(), mine, since) {
+                Published::NewKeys => {
+                    if let Some(record) = record {
+                        self.adopt(shared, source, &record, now);
+                    }
+                }
+                Published::Failed => {
+                    let name =
+                        shared.provider_name(shared.keys.borrow().provider_of(source).unwrap_or(usize::MAX));
+                    self.record_failure(shared, source, name, "fetched by another worker", now);
+                    wake_for_keys(shared, source);
+                }
+                Published::Nothing => {
+                    let (lease, _) = host::shared_data(&lease_key(&id));
+                    let lease = lease.as_deref().and_then(Lease::decode);
+                    if Lease::is_free_for(lease.as_ref(), self.vm_id, now) {
+                        self.begin_fetch(shared, source, now);
+                    } else {
+                        shared.fetches.borrow_mut().following.push((source, since));
+                    }
+                }
+            }
+        }
+    }
+
+    fn record_gauges(&self, shared: &Shared, now: u64) {
+        let keys = shared.keys.borrow();
+        for (index, provider) in shared.config.providers.iter().enumerate() {
+            shared.metrics.record(Metric::KeysLoaded(&provider.name), keys.key_count(index) as u64);
+            if let Some(age) = keys.source_of(index).and_then(|s| keys.age(s, now)) {
+                shared.metrics.record(Metric::KeySetAgeSeconds(&provider.name), age);
+            }
         }
     }
 }
 
-fn on_jwks(shared: &Shared, provider: usize, body_size: usize, now: u64) -> Step {
-    let body = match response_body(body_size, jwks::MAX_DOCUMENT_BYTES) {
-        Ok(body) => body,
-        Err(reason) => return Step::Failed(reason),
-    };
-    match parse_jwks(&body) {
-        Ok((keys, skipped)) => {
-            let name = shared.provider_name(provider);
-            for key in skipped {
-                warn!(
-                    "skipped key provider={name} kid={} reason=\"{}\"",
-                    key.kid.as_deref().unwrap_or("-"),
-                    key.reason
-                );
-            }
-            info!("keys loaded provider={name} n={}", keys.len());
-            shared.keys.borrow_mut().fetch_succeeded(provider, keys, now);
-            Step::Done
-        }
-        Err(e) => Step::Failed(format!("jwks: {e}")),
+/// A JWKS response, parsed; unusable keys are skipped one by one with a warning.
+fn read_jwks(body_size: usize) -> Result<(Vec<u8>, Rc<KeySet>), String> {
+    let body = response_body(body_size, jwks::MAX_DOCUMENT_BYTES)?;
+    let (keys, skipped) = parse_jwks(&body).map_err(|e| format!("jwks: {e}"))?;
+    for key in skipped {
+        warn!("skipped key kid={} reason=\"{}\"", key.kid.as_deref().unwrap_or("-"), key.reason);
     }
+    Ok((body, Rc::new(keys)))
 }
 
 /// The body of a call's 200 response, refused when larger than `limit`.
@@ -184,13 +326,6 @@ fn response_body(body_size: usize, limit: usize) -> Result<Vec<u8>, String> {
         return Err(format!("body of {body_size} bytes is over {limit}"));
     }
     host::call_response_body(body_size).ok_or_else(|| "cannot read the body".into())
-}
-
-fn remote(config: &Config, provider: usize) -> Option<&RemoteJwks> {
-    match &config.providers.get(provider)?.jwks {
-        JwksSource::Remote(remote) => Some(remote),
-        JwksSource::Inline(_) => None,
-    }
 }
 
 /// Takes the requests waiting on `on` out of the list first: resuming a request may end it, and
@@ -214,9 +349,9 @@ fn wake(shared: &Shared, on: WaitOn, mut step: impl FnMut(u32) -> Action) {
     }
 }
 
-/// Re-runs the decision for every request that waited on `provider`'s keys.
-fn wake_for_keys(shared: &Shared, provider: usize) {
-    wake(shared, WaitOn::Keys(provider), |context_id| process_request(shared, context_id));
+/// Re-runs the decision for every request that waited on a fetch of `source`.
+fn wake_for_keys(shared: &Shared, source: usize) {
+    wake(shared, WaitOn::Keys(source), |context_id| process_request(shared, context_id));
 }
 
 /// Gives every request that waited on this token the provider's answer: the verdict itself (not a
@@ -226,8 +361,8 @@ fn wake_for_answer(shared: &Shared, digest: Digest, answer: &Answer) {
         Answer::Verdict { outcome: Ok(identity), .. } => {
             resolve(shared, context_id, Decision::Allow(identity.clone()))
         }
-        Answer::Verdict { outcome: Err(reason), .. } => deny(*reason, context_id),
-        Answer::Failed(_) => deny(AuthError::IntrospectionUnavailable, context_id),
+        Answer::Verdict { outcome: Err(reason), .. } => deny(shared, *reason, context_id),
+        Answer::Failed(_) => deny(shared, AuthError::IntrospectionUnavailable, context_id),
     });
 }
 
@@ -274,6 +409,7 @@ pub fn abandon_calls_of(shared: &Shared, context_id: u32) {
         wake_for_answer(shared, digest, &failed);
     }
 }
+
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
         if let Some(level) = host::host_log_level() {
@@ -304,6 +440,9 @@ impl RootContext for Root {
             opaque: RefCell::new(OpaqueState::default()),
             introspections: RefCell::new(HashMap::new()),
             waiting: RefCell::new(Vec::new()),
+            metrics: Metrics::default(),
+            fetches: RefCell::new(Fetches::default()),
+            refresh_requests: RefCell::new(Vec::new()),
         });
         self.shared = Some(Rc::clone(&shared));
         self.calls.clear();
@@ -316,13 +455,19 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        let Some(shared) = self.shared.clone() else {
-            return;
-        };
-        let due = shared.keys.borrow_mut().start_due_fetches(host::now_seconds());
-        for provider in due {
-            self.start_fetch(&shared, provider);
+        let Some(shared) = self.shared.clone() else { return };
+        let now = host::now_seconds();
+        self.follow(&shared, now);
+        let due = shared.keys.borrow_mut().start_due_fetches(now);
+        for source in due {
+            self.begin_fetch(&shared, source, now);
         }
+        // Unknown-kid refreshes started by requests since the last tick.
+        let requested = std::mem::take(&mut *shared.refresh_requests.borrow_mut());
+        for source in requested {
+            self.begin_fetch(&shared, source, now);
+        }
+        self.record_gauges(&shared, now);
     }
 
     /// Never `None` (the SDK would panic); without a configuration every request is refused.

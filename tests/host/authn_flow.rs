@@ -3,8 +3,7 @@
 use gateway_filter::authn::{decide, Decision, State};
 use gateway_filter::config::{parse_config, Config};
 use gateway_filter::identity::Identity;
-use gateway_filter::jwks::parse_jwks;
-use gateway_filter::key_store::{KeyAvailability, KeyStore};
+use gateway_filter::key_store::KeyStore;
 use gateway_filter::opaque::OpaqueState;
 use gateway_filter::reason::AuthError;
 use serde_json::{json, Value};
@@ -172,63 +171,4 @@ fn oversized_credential() {
         run(&config, &[("authorization", &bearer(&big))]),
         Decision::Deny(AuthError::CredentialTooLarge)
     );
-}
-
-fn remote_config() -> Config {
-    let mut config = config_json();
-    config["providers"][0]["jwks"] =
-        json!({"uri": "https://idp.example.com/keys", "cluster": "idp", "refresh_seconds": 60});
-    parse_config(&config).unwrap()
-}
-
-#[test]
-fn requests_wait_for_the_first_fetch_and_fail_when_it_fails() {
-    let config = remote_config();
-    let mut keys = KeyStore::new(&config);
-    let token = bearer(&mint("RS256", &claims()));
-    let request = headers(&[("authorization", &token)]);
-    // Before the VM has started the first fetch, nothing is under way: unavailable, not waiting.
-    assert_eq!(decide_at(&request, &config, &keys, NOW), Decision::Deny(AuthError::KeysUnavailable));
-    assert_eq!(keys.start_due_fetches(NOW), vec![0]);
-    assert_eq!(decide_at(&request, &config, &keys, NOW), Decision::WaitForKeys(0));
-    // API keys never wait for an identity provider.
-    let key_request = headers(&[("x-api-key", "sk-test-key")]);
-    assert!(matches!(decide_at(&key_request, &config, &keys, NOW), Decision::Allow(_)));
-    keys.fetch_failed(0, NOW);
-    assert_eq!(decide_at(&request, &config, &keys, NOW), Decision::Deny(AuthError::KeysUnavailable));
-    // Retry after backoff, then success.
-    assert!(keys.start_due_fetches(NOW).is_empty());
-    assert_eq!(keys.start_due_fetches(NOW + 1), vec![0]);
-    let (set, _) = parse_jwks(jwks().to_string().as_bytes()).unwrap();
-    keys.fetch_succeeded(0, set, NOW + 1);
-    assert!(matches!(decide_at(&request, &config, &keys, NOW + 1), Decision::Allow(_)));
-}
-
-#[test]
-fn key_store_schedule() {
-    let config = remote_config();
-    let mut keys = KeyStore::new(&config);
-    assert!(matches!(keys.availability(0), KeyAvailability::Unavailable));
-    assert_eq!(keys.start_due_fetches(100), vec![0]);
-    assert!(keys.start_due_fetches(100).is_empty(), "no second fetch while one is under way");
-    assert!(matches!(keys.availability(0), KeyAvailability::Pending));
-    // Backoff: 1, 2, 4, 8 ... seconds, capped at refresh_seconds (60).
-    let mut now = 100;
-    for expected in [1, 2, 4, 8, 16, 32, 60, 60] {
-        keys.fetch_failed(0, now);
-        assert!(keys.start_due_fetches(now + expected - 1).is_empty());
-        assert_eq!(keys.start_due_fetches(now + expected), vec![0], "backoff {expected}");
-        now += expected;
-    }
-    let (set, _) = parse_jwks(jwks().to_string().as_bytes()).unwrap();
-    keys.fetch_succeeded(0, set, now);
-    assert_eq!(keys.key_count(0), 4);
-    // A failed refresh keeps the last good keys.
-    assert_eq!(keys.start_due_fetches(now + 60), vec![0]);
-    keys.fetch_failed(0, now + 60);
-    assert!(matches!(keys.availability(0), KeyAvailability::Ready(_)));
-    assert_eq!(keys.key_count(0), 4);
-    // Inline providers never fetch.
-    let inline = inline_config();
-    assert!(KeyStore::new(&inline).start_due_fetches(u64::MAX).is_empty());
 }
