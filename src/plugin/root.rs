@@ -28,6 +28,7 @@ use crate::url::Url;
 
 /// Refresh and retry times are whole seconds; a one-second tick is precise enough and costs nothing.
 const TICK: Duration = Duration::from_secs(1);
+const FIRST_TICK: Duration = Duration::from_millis(10);
 
 /// State shared by the root context and every HTTP context of this VM.
 pub struct Shared {
@@ -85,11 +86,13 @@ pub struct Root {
     calls: HashMap<u32, Call>,
     /// This VM's id in fetch leases.
     vm_id: u64,
+    /// Whether the steady tick period is set (the first tick comes sooner).
+    ticking: bool,
 }
 
 impl Default for Root {
     fn default() -> Self {
-        Root { shared: None, calls: HashMap::new(), vm_id: host::random_u64() }
+        Root { shared: None, calls: HashMap::new(), vm_id: host::random_u64(), ticking: false }
     }
 }
 
@@ -446,16 +449,21 @@ impl RootContext for Root {
         });
         self.shared = Some(Rc::clone(&shared));
         self.calls.clear();
-        if host::set_tick_period(TICK).is_err() {
+        self.ticking = false;
+        // The first fetch starts on the first tick, right after configuration: the host may not be
+        // ready to dispatch calls while it is still configuring the plugin.
+        if host::set_tick_period(FIRST_TICK).is_err() {
             error!("cannot set the tick period: keys would never refresh");
             return false;
         }
-        self.on_tick();
         true
     }
 
     fn on_tick(&mut self) {
         let Some(shared) = self.shared.clone() else { return };
+        if !self.ticking {
+            self.ticking = host::set_tick_period(TICK).is_ok();
+        }
         let now = host::now_seconds();
         self.follow(&shared, now);
         let due = shared.keys.borrow_mut().start_due_fetches(now);
