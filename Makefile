@@ -8,10 +8,10 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 # Envoy: ENVOY_BIN if set, else the one `make setup` installs, else `envoy` on PATH (func-e users:
 # ENVOY_BIN=$$(func-e which)).
-ENVOY_BIN ?= $(shell if [ -x $(VENV)/bin/envoy ]; then echo $(VENV)/bin/envoy; else command -v envoy; fi)
+ENVOY_BIN ?= $(shell if [ -x $(VENV)/bin/envoy ]; then echo $(CURDIR)/$(VENV)/bin/envoy; else command -v envoy; fi)
 export ENVOY_BIN
 
-.PHONY: setup build test unit-test validate e2e run lint clean check-envoy
+.PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci
 
 setup:
 	rustup target add $(WASM_TARGET)
@@ -32,7 +32,7 @@ check-envoy:
 
 # Every test: host unit tests, `envoy --mode validate` on every Envoy config (the Kubernetes
 # manifests under envoy/istio and envoy/envoy-gateway are checked by tests/deploy), end to end.
-test: unit-test validate e2e
+test: unit-test validate e2e deploy-test
 
 unit-test:
 	cargo test --locked
@@ -45,6 +45,19 @@ validate: build check-envoy
 
 e2e: build check-envoy
 	$(PYTHON) -m pytest tests/e2e -q
+
+# Kubernetes manifests (envoy/istio, envoy/envoy-gateway) and deploy/ scripts; their plugin configs go
+# through `envoy --mode validate` with the real filter.
+deploy-test: build check-envoy
+	$(PYTHON) -m pytest tests/deploy -q
+
+# dist/gateway_filter.wasm and its SHA-256 (sha256sum format); prints where to pin it.
+dist: build
+	deploy/dist.sh
+
+# OCI image with /plugin.wasm (deploy/Dockerfile) via docker, podman or buildah; IMAGE=<ref> names it.
+oci: build
+	deploy/oci.sh
 
 run: build check-envoy
 	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"
