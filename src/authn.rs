@@ -11,10 +11,13 @@ use crate::opaque::{Digest, Lookup, OpaqueState};
 use crate::policy;
 use crate::reason::AuthError;
 use crate::token::{self, looks_like_jwt};
+use crate::token_cache::{TokenCache, Verified};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     Allow(Identity),
+    /// A token verified now: allow, and remember it in the token cache.
+    Verified(Box<Verified>),
     Deny(AuthError),
     /// A fetch of this key source is under way; decide again when it ends.
     WaitForKeys(usize),
@@ -41,10 +44,22 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+impl Decision {
+    /// Who the user is, when the request is let through.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Decision::Allow(identity) => Some(identity),
+            Decision::Verified(verified) => Some(&verified.identity),
+            _ => None,
+        }
+    }
+}
+
 /// What the request path reads of the VM's state.
 pub struct State<'a> {
     pub keys: &'a KeyStore,
     pub opaque: &'a OpaqueState,
+    pub tokens: &'a TokenCache,
     pub now: u64,
 }
 
@@ -57,12 +72,16 @@ pub fn decide(headers: &Headers, config: &Config, state: &State) -> Decision {
 
 fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Decision, AuthError> {
     let credential = find_credential(headers, &config.token_headers)?;
+    // One digest serves the token cache, the API keys and the opaque-token cache.
     let digest = digest(credential);
+    if looks_like_jwt(credential) {
+        if let Some(hit) = state.tokens.get(&digest, state.now) {
+            return Ok(Decision::Allow(hit.identity.clone()));
+        }
+        return verify_jwt(credential, digest, config, state);
+    }
     if let Some(key) = find_api_key(&config.api_keys, &digest) {
         return Ok(Decision::Allow(Identity::from_api_key(key)));
-    }
-    if looks_like_jwt(credential) {
-        return verify_jwt(credential, config, state);
     }
     let Some((provider, _)) = config.opaque_provider() else {
         return Err(AuthError::UnknownApiKey);
@@ -76,7 +95,12 @@ fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Dec
     }
 }
 
-fn verify_jwt(credential: &str, config: &Config, state: &State) -> Result<Decision, AuthError> {
+fn verify_jwt(
+    credential: &str,
+    digest: Digest,
+    config: &Config,
+    state: &State,
+) -> Result<Decision, AuthError> {
     let token = token::parse(credential)?;
     let issuer = token.issuer().ok_or(AuthError::IssuerNotTrusted)?;
     let Some((index, provider)) = config.provider_for_issuer(issuer) else {
@@ -106,9 +130,15 @@ fn verify_jwt(credential: &str, config: &Config, state: &State) -> Result<Decisi
     };
     let identity = Identity::from_claims(&claims, provider)?;
     // Policy refusals (403) only once the token is known to be genuine.
-    policy::check_scopes(&claims.0, &provider.required_scopes)?;
+    policy::check_scopes(&claims.claims, &provider.required_scopes)?;
     if identity.groups_overage && provider.groups_overage == OveragePolicy::Deny {
         return Err(AuthError::GroupsOverage);
     }
-    Ok(Decision::Allow(identity))
+    Ok(Decision::Verified(Box::new(Verified {
+        digest,
+        provider: index,
+        identity,
+        expires_at: claims.expires_at(),
+        key_fingerprint: claims.key_fingerprint,
+    })))
 }

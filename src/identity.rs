@@ -29,7 +29,7 @@ pub struct Identity {
 
 impl Identity {
     pub fn from_claims(claims: &VerifiedClaims, provider: &Provider) -> Result<Self, AuthError> {
-        Self::from_claim_map(&claims.0, provider)
+        Self::from_claim_map(&claims.claims, provider)
     }
 
     /// From any claim set the provider vouched for: verified token claims or an introspection answer.

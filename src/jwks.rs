@@ -4,6 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::crypto::{Algorithm, AlgorithmName, Curve, PublicKey};
 use crate::strict_json;
@@ -19,6 +20,9 @@ pub struct Jwk {
     /// The JWK's own `alg`, when it names one: the key is then used for that algorithm only.
     pub alg: Option<Algorithm>,
     pub key: PublicKey,
+    /// Identifies the key across fetches (its `kid` and public values): a verified token is
+    /// remembered with the fingerprint of the key that signed it, and forgotten when that key goes.
+    pub fingerprint: u64,
 }
 
 #[derive(Debug, Default)]
@@ -71,12 +75,15 @@ impl KeySet {
         &'a self,
         kid: Option<&'a str>,
         alg: Algorithm,
-    ) -> impl Iterator<Item = &'a PublicKey> + 'a {
+    ) -> impl Iterator<Item = &'a Jwk> + 'a {
         self.keys
             .iter()
             .filter(move |jwk| kid.is_none() || jwk.kid.as_deref() == kid)
             .filter(move |jwk| jwk.alg.is_none_or(|own| own == alg) && jwk.key.fits(alg))
-            .map(|jwk| &jwk.key)
+    }
+
+    pub fn has_fingerprint(&self, fingerprint: u64) -> bool {
+        self.keys.iter().any(|jwk| jwk.fingerprint == fingerprint)
     }
 }
 
@@ -97,7 +104,10 @@ pub fn parse_jwks(document: &[u8]) -> Result<(KeySet, Vec<SkippedKey>), JwksErro
     for entry in entries {
         let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
         match entry.as_object().ok_or_else(|| "not an object".to_owned()).and_then(parse_jwk) {
-            Ok((alg, key)) => keys.push(Jwk { kid, alg, key }),
+            Ok((alg, key, material)) => {
+                let fingerprint = fingerprint(kid.as_deref(), &material);
+                keys.push(Jwk { kid, alg, key, fingerprint });
+            }
             Err(reason) => skipped.push(SkippedKey { kid, reason }),
         }
     }
@@ -107,7 +117,10 @@ pub fn parse_jwks(document: &[u8]) -> Result<(KeySet, Vec<SkippedKey>), JwksErro
     Ok((KeySet { keys }, skipped))
 }
 
-fn parse_jwk(jwk: &Map<String, Value>) -> Result<(Option<Algorithm>, PublicKey), String> {
+/// A parsed JWK: its own `alg`, the key, and the public values it was built from.
+type ParsedJwk = (Option<Algorithm>, PublicKey, Vec<u8>);
+
+fn parse_jwk(jwk: &Map<String, Value>) -> Result<ParsedJwk, String> {
     if let Some(use_) = jwk.get("use") {
         if use_ != "sig" {
             return Err("\"use\" is not \"sig\"".into());
@@ -128,18 +141,25 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<(Option<Algorithm>, PublicKey),
         Some(_) => return Err("\"alg\" is not a string".into()),
     };
     let kty = jwk.get("kty").and_then(Value::as_str).ok_or("no \"kty\"")?;
+    let mut material = kty.as_bytes().to_vec();
+    let mut take = |name: &str| -> Result<Vec<u8>, String> {
+        let bytes = member(jwk, name)?;
+        material.push(0);
+        material.extend_from_slice(&bytes);
+        Ok(bytes)
+    };
     let key = match kty {
-        "RSA" => PublicKey::rsa(&member(jwk, "n")?, &member(jwk, "e")?),
+        "RSA" => PublicKey::rsa(&take("n")?, &take("e")?),
         "EC" => {
             let curve = match jwk.get("crv").and_then(Value::as_str) {
                 Some("P-256") => Curve::P256,
                 Some("P-384") => Curve::P384,
                 _ => return Err("unsupported \"crv\"".into()),
             };
-            PublicKey::ec(curve, &member(jwk, "x")?, &member(jwk, "y")?)
+            PublicKey::ec(curve, &take("x")?, &take("y")?)
         }
         "OKP" => match jwk.get("crv").and_then(Value::as_str) {
-            Some("Ed25519") => PublicKey::ed25519(&member(jwk, "x")?),
+            Some("Ed25519") => PublicKey::ed25519(&take("x")?),
             _ => return Err("unsupported \"crv\"".into()),
         },
         other => return Err(format!("unsupported \"kty\" {}", printable(other))),
@@ -150,7 +170,19 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<(Option<Algorithm>, PublicKey),
             return Err(format!("\"alg\" {} does not fit the key type", alg.name()));
         }
     }
-    Ok((alg, key))
+    Ok((alg, key, material))
+}
+
+/// First 8 bytes of SHA-256 over `kid` and the key's public values.
+fn fingerprint(kid: Option<&str>, material: &[u8]) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(kid.unwrap_or("").as_bytes());
+    hasher.update([0xff]);
+    hasher.update(material);
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(first)
 }
 
 /// A base64url member such as `n` or `x`, decoded strictly (no padding, no stray bits).

@@ -23,6 +23,7 @@ pub mod shared_keys;
 pub mod strict_json;
 pub mod struct_pb;
 pub mod token;
+pub mod token_cache;
 pub mod url;
 
 #[cfg(target_arch = "wasm32")]

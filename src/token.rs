@@ -24,9 +24,20 @@ pub struct UnverifiedToken<'a> {
     signature: Vec<u8>,
 }
 
-/// Claims of a token that passed every check.
+/// Claims of a token that passed every check, and which key signed it.
 #[derive(Debug)]
-pub struct VerifiedClaims(pub Map<String, Value>);
+pub struct VerifiedClaims {
+    pub claims: Map<String, Value>,
+    pub key_fingerprint: u64,
+}
+
+impl VerifiedClaims {
+    /// `exp` as whole seconds (verification guaranteed it is a number).
+    pub fn expires_at(&self) -> u64 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        numeric_date(&self.claims, "exp").ok().flatten().map_or(0, |exp| exp.max(0.0) as u64)
+    }
+}
 
 /// Whether a credential is meant as a JWT: its first segment starts a JSON object (`eyJ...` in
 /// practice). API keys and opaque tokens (Google's `ya29.` ones have dots too) do not.
@@ -113,10 +124,10 @@ impl UnverifiedToken<'_> {
         if candidates.peek().is_none() {
             return Err(AuthError::KeyNotFound);
         }
-        if !candidates.any(|key| key.verify(self.alg, self.signing_input, &self.signature)) {
-            return Err(AuthError::BadSignature);
-        }
-        Ok(VerifiedClaims(self.claims))
+        let signer = candidates
+            .find(|jwk| jwk.key.verify(self.alg, self.signing_input, &self.signature))
+            .ok_or(AuthError::BadSignature)?;
+        Ok(VerifiedClaims { claims: self.claims, key_fingerprint: signer.fingerprint })
     }
 }
 

@@ -14,6 +14,7 @@ pub use provider::{
 };
 use reader::{array, error, non_empty_strings, strings, unique, Obj, Result};
 
+pub use crate::token_cache::Limits as CacheLimits;
 use crate::{strict_json, struct_pb};
 
 const DEFAULT_TOKEN_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
@@ -28,6 +29,7 @@ pub struct Config {
     pub api_keys: Vec<ApiKey>,
     pub headers: HeaderNames,
     pub remove_credential: bool,
+    pub token_cache: CacheLimits,
 }
 
 impl Config {
@@ -118,7 +120,7 @@ pub fn parse_config(root: &Value) -> Result<Config> {
 
 pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     let root = Obj::new(root, String::new())?;
-    root.only(&["providers", "token_headers", "api_keys", "headers", "remove_credential"])?;
+    root.only(&["providers", "token_headers", "api_keys", "headers", "remove_credential", "token_cache"])?;
 
     let api_keys = match root.get("api_keys") {
         None => Vec::new(),
@@ -167,7 +169,22 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
         }
     }
     let remove_credential = root.bool_or("remove_credential", true)?;
-    Ok(Config { providers, token_headers, api_keys, headers, remove_credential })
+    let token_cache = parse_cache_limits(root.get("token_cache"))?;
+    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache })
+}
+
+/// An extension of the contract: the verified-token cache (see `token_cache`).
+fn parse_cache_limits(value: Option<&Value>) -> Result<CacheLimits> {
+    let defaults = CacheLimits { max_entries: 10_000, max_bytes: 16 * 1024 * 1024, max_seconds: 600 };
+    let Some(value) = value else { return Ok(defaults) };
+    let obj = Obj::new(value, "token_cache".into())?;
+    obj.only(&["max_entries", "max_bytes", "max_seconds"])?;
+    let to_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    Ok(CacheLimits {
+        max_entries: to_usize(obj.u64_in("max_entries", defaults.max_entries as u64, 0, 1_000_000)?),
+        max_bytes: to_usize(obj.u64_in("max_bytes", defaults.max_bytes as u64, 0, 1 << 30)?),
+        max_seconds: obj.u64_in("max_seconds", defaults.max_seconds, 0, 24 * 3600)?,
+    })
 }
 
 fn parse_api_key(value: &Value, path: String) -> Result<ApiKey> {

@@ -73,7 +73,8 @@ pub fn process_request(shared: &Shared, context_id: u32) -> Action {
     let decision = {
         let keys = shared.keys.borrow();
         let opaque = shared.opaque.borrow();
-        decide(&headers, &shared.config, &State { keys: &keys, opaque: &opaque, now })
+        let tokens = shared.tokens.borrow();
+        decide(&headers, &shared.config, &State { keys: &keys, opaque: &opaque, tokens: &tokens, now })
     };
     apply(shared, context_id, &headers, decision, now)
 }
@@ -94,6 +95,11 @@ fn apply(
     now: u64,
 ) -> Action {
     match decision {
+        Decision::Verified(verified) => {
+            let identity = verified.identity.clone();
+            shared.tokens.borrow_mut().insert(*verified, now);
+            apply(shared, context_id, headers, Decision::Allow(identity), now)
+        }
         Decision::Allow(identity) => {
             if shared.config.remove_credential {
                 for name in &shared.config.token_headers {

@@ -24,6 +24,7 @@ use crate::reason::AuthError;
 use crate::shared_keys::{
     lease_key, read_published, record_key, Lease, Published, Record, LEASE_SLACK_SECONDS,
 };
+use crate::token_cache::TokenCache;
 use crate::url::Url;
 
 /// Refresh and retry times are whole seconds; a one-second tick is precise enough and costs nothing.
@@ -44,6 +45,7 @@ pub struct Shared {
     pub fetches: RefCell<Fetches>,
     /// Key sources requests asked to refresh for an unknown `kid`; the next tick fetches them.
     pub refresh_requests: RefCell<Vec<usize>>,
+    pub tokens: RefCell<TokenCache>,
 }
 
 #[derive(Default)]
@@ -210,7 +212,8 @@ impl Root {
             Ok((body, keys)) => {
                 shared.metrics.increment(Metric::KeyFetchOk(name));
                 info!("keys loaded provider={name} n={}", keys.len());
-                shared.keys.borrow_mut().fetch_succeeded(source, keys, now, now);
+                shared.keys.borrow_mut().fetch_succeeded(source, Rc::clone(&keys), now, now);
+                forget_removed_keys(shared, source, &keys);
                 Record { fetched_at: now, failed_at: old.map_or(0, |r| r.failed_at), jwks: body }
             }
             Err(reason) => {
@@ -252,7 +255,9 @@ impl Root {
     fn adopt(&self, shared: &Shared, source: usize, record: &Record, now: u64) {
         match parse_jwks(&record.jwks) {
             Ok((keys, _)) => {
-                shared.keys.borrow_mut().fetch_succeeded(source, Rc::new(keys), record.fetched_at, now);
+                let keys = Rc::new(keys);
+                shared.keys.borrow_mut().fetch_succeeded(source, Rc::clone(&keys), record.fetched_at, now);
+                forget_removed_keys(shared, source, &keys);
             }
             Err(_) => {
                 // Another VM published something this one cannot read: fetch independently next time.
@@ -305,6 +310,18 @@ impl Root {
                 shared.metrics.record(Metric::KeySetAgeSeconds(&provider.name), age);
             }
         }
+    }
+}
+
+/// Cached tokens of the providers using `source` whose signing key is no longer published.
+fn forget_removed_keys(shared: &Shared, source: usize, keys: &KeySet) {
+    let providers: Vec<usize> = {
+        let store = shared.keys.borrow();
+        (0..shared.config.providers.len()).filter(|p| store.source_of(*p) == Some(source)).collect()
+    };
+    let mut tokens = shared.tokens.borrow_mut();
+    for provider in providers {
+        tokens.retain_keys(provider, |fingerprint| keys.has_fingerprint(fingerprint));
     }
 }
 
@@ -437,6 +454,7 @@ impl RootContext for Root {
             config.token_headers.join(",")
         );
         let keys = RefCell::new(KeyStore::new(&config));
+        let token_cache = config.token_cache;
         let shared = Rc::new(Shared {
             config,
             keys,
@@ -446,6 +464,7 @@ impl RootContext for Root {
             metrics: Metrics::default(),
             fetches: RefCell::new(Fetches::default()),
             refresh_requests: RefCell::new(Vec::new()),
+            tokens: RefCell::new(TokenCache::new(token_cache)),
         });
         self.shared = Some(Rc::clone(&shared));
         self.calls.clear();

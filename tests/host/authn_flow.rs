@@ -19,7 +19,7 @@ fn run(config: &Config, pairs: &[(&str, &str)]) -> Decision {
 }
 
 fn decide_at(request: &[(String, String)], config: &Config, keys: &KeyStore, now: u64) -> Decision {
-    decide(request, config, &State { keys, opaque: &OpaqueState::default(), now })
+    decide(request, config, &State { keys, opaque: &OpaqueState::default(), tokens: &empty_cache(), now })
 }
 
 fn inline_config() -> Config {
@@ -33,6 +33,7 @@ fn bearer(token: &str) -> String {
 fn allowed(decision: Decision) -> Identity {
     match decision {
         Decision::Allow(identity) => identity,
+        Decision::Verified(verified) => verified.identity,
         other => panic!("expected allow, got {other:?}"),
     }
 }
@@ -171,4 +172,55 @@ fn oversized_credential() {
         run(&config, &[("authorization", &bearer(&big))]),
         Decision::Deny(AuthError::CredentialTooLarge)
     );
+}
+
+#[test]
+fn verified_tokens_are_remembered_until_their_key_goes() {
+    let config = inline_config();
+    let keys = KeyStore::new(&config);
+    let mut cache = crate::fixtures::empty_cache();
+    let token = mint("ES256", &claims());
+    let request = headers(&[("authorization", &bearer(&token))]);
+    let decide_with = |cache: &gateway_filter::token_cache::TokenCache, request: &[(String, String)]| {
+        decide(
+            request,
+            &config,
+            &State { keys: &keys, opaque: &OpaqueState::default(), tokens: cache, now: NOW },
+        )
+    };
+    let Decision::Verified(verified) = decide_with(&cache, &request) else {
+        panic!("expected a fresh verification")
+    };
+    assert_eq!(verified.expires_at, NOW + 3600);
+    let identity = verified.identity.clone();
+    cache.insert(*verified, NOW);
+    // The same token again: served from the cache, the same identity.
+    assert_eq!(decide_with(&cache, &request), Decision::Allow(identity));
+    // Another token (one character of the signature changed) is not a hit: verified, and refused.
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let forged_request = headers(&[("authorization", &bearer(&forged))]);
+    assert!(matches!(decide_with(&cache, &forged_request), Decision::Deny(_)));
+    // Failures are never cached: the forged token is judged again every time.
+    assert!(matches!(decide_with(&cache, &forged_request), Decision::Deny(_)));
+    assert_eq!(cache.len(), 1);
+    // The provider stops publishing the P-256 key: the entry is forgotten.
+    let mut without_p256 = jwks();
+    without_p256["keys"].as_array_mut().unwrap().remove(1);
+    let (remaining, _) = gateway_filter::jwks::parse_jwks(without_p256.to_string().as_bytes()).unwrap();
+    cache.retain_keys(0, |fingerprint| remaining.has_fingerprint(fingerprint));
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn token_cache_limits_are_configurable() {
+    let mut config = config_json();
+    config["token_cache"] = json!({"max_entries": 5, "max_seconds": 0});
+    let config = parse_config(&config).unwrap();
+    assert_eq!((config.token_cache.max_entries, config.token_cache.max_seconds), (5, 0));
+    assert_eq!(config.token_cache.max_bytes, 16 * 1024 * 1024);
+    let mut bad = config_json();
+    bad["token_cache"] = json!({"max_age": 5});
+    assert_eq!(parse_config(&bad).unwrap_err().to_string(), "token_cache.max_age: unknown field");
 }

@@ -7,7 +7,7 @@ use gateway_filter::opaque::{build_call, evaluate, Answer, Lookup, OpaqueState, 
 use gateway_filter::reason::AuthError;
 use serde_json::{json, Value};
 
-use crate::fixtures::NOW;
+use crate::fixtures::{empty_cache, NOW};
 
 const GOOGLE_CLIENT: &str = "1234-abc.apps.googleusercontent.com";
 
@@ -201,7 +201,7 @@ fn secrets_come_from_the_environment() {
 fn decide_opaque(config: &Config, opaque: &OpaqueState, credential: &str) -> Decision {
     let headers = vec![("authorization".to_owned(), format!("Bearer {credential}"))];
     let keys = KeyStore::new(config);
-    decide(&headers, config, &State { keys: &keys, opaque, now: NOW })
+    decide(&headers, config, &State { keys: &keys, opaque, tokens: &empty_cache(), now: NOW })
 }
 
 #[test]

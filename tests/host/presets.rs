@@ -200,7 +200,11 @@ fn judge(config: &Config, header: Value, claims: Value) -> Decision {
     let token = mint_with(&header, &claims, header["alg"].as_str().unwrap());
     let headers = vec![("authorization".to_owned(), format!("Bearer {token}"))];
     let keys = KeyStore::new(config);
-    decide(&headers, config, &State { keys: &keys, opaque: &OpaqueState::default(), now: NOW })
+    decide(
+        &headers,
+        config,
+        &State { keys: &keys, opaque: &OpaqueState::default(), tokens: &empty_cache(), now: NOW },
+    )
 }
 
 fn rs256() -> Value {
@@ -221,6 +225,7 @@ fn with_times(mut claims: Value) -> Value {
 fn allowed(decision: Decision) -> Identity {
     match decision {
         Decision::Allow(identity) => identity,
+        Decision::Verified(verified) => verified.identity,
         other => panic!("expected allow, got {other:?}"),
     }
 }
