@@ -6,9 +6,8 @@ Needs PyYAML, a built filter (`make build`) and Envoy (ENVOY_BIN, else .venv/bin
 on PATH). Tests that need Envoy or the .wasm fail, never skip, when one is missing, with a message
 saying what to do.
 
-Nothing here is a test. There is deliberately no conftest.py in this directory: tests/e2e imports
-its own `conftest` by module name, and a second one would shadow it when both directories run in one
-pytest session. pytest puts this directory on sys.path, so the tests import this module directly.
+Nothing here is a test. pytest puts this directory on sys.path, so the tests import this module
+directly.
 """
 
 from __future__ import annotations
