@@ -195,3 +195,70 @@ fn member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
 fn printable(text: &str) -> String {
     text.chars().filter(|c| c.is_ascii_graphic()).take(32).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P256_X: &str = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+    const P256_Y: &str = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
+
+    fn ec(kid: &str) -> Value {
+        serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid, "x": P256_X, "y": P256_Y})
+    }
+
+    fn parse(keys: Vec<Value>) -> Result<(KeySet, Vec<SkippedKey>), JwksError> {
+        parse_jwks(serde_json::json!({ "keys": keys }).to_string().as_bytes())
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped_one_by_one() {
+        let mut enc = ec("enc");
+        enc["use"] = "enc".into();
+        let mut ops = ec("ops");
+        ops["key_ops"] = serde_json::json!(["encrypt"]);
+        let mut bad_b64 = ec("b64");
+        bad_b64["x"] = "not base64!".into();
+        let mut crv = ec("crv");
+        crv["crv"] = "P-521".into();
+        let small_rsa = serde_json::json!({"kty": "RSA", "kid": "small", "n": "AQAB".repeat(40), "e": "AQAB"});
+        let oct = serde_json::json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
+        let (keys, skipped) = parse(vec![ec("good"), enc, ops, bad_b64, crv, small_rsa, oct]).unwrap();
+        assert_eq!(keys.len(), 1);
+        let reasons: Vec<(Option<&str>, &str)> =
+            skipped.iter().map(|s| (s.kid.as_deref(), s.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (Some("enc"), "\"use\" is not \"sig\""),
+                (Some("ops"), "\"key_ops\" does not allow \"verify\""),
+                (Some("b64"), "\"x\" is not base64url"),
+                (Some("crv"), "unsupported \"crv\""),
+                (Some("small"), "RSA modulus of 953 bits is under 2048"),
+                (Some("hmac"), "unsupported \"kty\" oct"),
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_on_documents() {
+        let at_limit: Vec<Value> = (0..MAX_KEYS).map(|i| ec(&format!("k{i}"))).collect();
+        assert_eq!(parse(at_limit).unwrap().0.len(), MAX_KEYS);
+        let over: Vec<Value> = (0..=MAX_KEYS).map(|i| ec(&format!("k{i}"))).collect();
+        assert_eq!(parse(over).unwrap_err(), JwksError::TooManyKeys(MAX_KEYS + 1));
+        let padded = format!("{{\"keys\":[{}],\"pad\":\"{}\"}}", ec("k"), "x".repeat(MAX_DOCUMENT_BYTES));
+        assert_eq!(parse_jwks(padded.as_bytes()).unwrap_err(), JwksError::TooLarge(padded.len()));
+        assert_eq!(parse_jwks(b"[]").unwrap_err(), JwksError::NotJson);
+        assert_eq!(parse_jwks(b"{\"keys\":{}}").unwrap_err(), JwksError::NoKeysArray);
+        assert_eq!(parse(vec![]).unwrap_err(), JwksError::NoUsableKeys);
+    }
+
+    #[test]
+    fn fingerprints_follow_kid_and_key() {
+        let (a, _) = parse(vec![ec("a"), ec("b")]).unwrap();
+        let (again, _) = parse(vec![ec("a")]).unwrap();
+        let fingerprints: Vec<u64> = a.keys.iter().map(|k| k.fingerprint).collect();
+        assert_ne!(fingerprints[0], fingerprints[1], "same key, other kid");
+        assert!(a.has_fingerprint(again.keys[0].fingerprint), "stable across fetches");
+    }
+}
