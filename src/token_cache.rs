@@ -179,7 +179,7 @@ mod tests {
             digest: [n; 32],
             provider,
             identity: Identity {
-                user_id: format!("user-{n}"),
+                user_id: format!("user-{n:03}"),
                 email: None,
                 name: None,
                 groups: vec![],
@@ -200,7 +200,7 @@ mod tests {
     fn hits_until_expiry_or_cap() {
         let mut cache = TokenCache::new(limits(10));
         cache.insert(entry(1, 0, 1_100, 7), 1_000);
-        assert_eq!(cache.get(&[1; 32], 1_099).map(|e| e.identity.user_id.as_str()), Some("user-1"));
+        assert_eq!(cache.get(&[1; 32], 1_099).map(|e| e.identity.user_id.as_str()), Some("user-001"));
         assert!(cache.get(&[1; 32], 1_100).is_none(), "never past exp");
         cache.insert(entry(2, 0, 1_000_000, 7), 1_000);
         assert!(cache.get(&[2; 32], 1_599).is_some());
