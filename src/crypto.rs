@@ -184,13 +184,6 @@ impl PublicKey {
         )
     }
 
-    pub fn rsa_bits(&self) -> Option<usize> {
-        match self {
-            PublicKey::Rsa(k) => Some(k.n().bits()),
-            _ => None,
-        }
-    }
-
     /// Verifies a JWS signature over `message`. ECDSA signatures are the fixed-size `r || s` of
     /// RFC 7518 §3.4; DER-encoded ones are refused.
     pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {

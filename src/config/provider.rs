@@ -304,17 +304,8 @@ fn parse_jwks_source(
         "max_stale_seconds",
         "unknown_kid_refresh_seconds",
     ];
-    obj.only(&[
-        "inline",
-        "uri",
-        "discovery",
-        "cluster",
-        "clusters",
-        "refresh_seconds",
-        "timeout_ms",
-        "max_stale_seconds",
-        "unknown_kid_refresh_seconds",
-    ])?;
+    let sources = ["inline", "uri", "discovery"];
+    obj.only(&[&sources[..], &REMOTE_ONLY[..]].concat())?;
     let discovery = obj.bool_or("discovery", false)?;
     let inline = obj.get("inline").is_some();
     let uri = obj.get("uri").is_some();
