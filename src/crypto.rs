@@ -1,9 +1,7 @@
 //! Signature algorithms and public keys: the only module that touches cryptographic crates, so the
 //! RSA backend can be swapped for a faster one without changing callers.
 
-use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use crate::rsa_verify::{self, Hash};
 
 /// JWS algorithms this filter can verify (RFC 7518 §3, RFC 8037). `none` and HMAC have no variant:
 /// a value of this type can never be one of them.
@@ -98,7 +96,7 @@ pub const RSA_MAX_BITS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub enum PublicKey {
-    Rsa(RsaPublicKey),
+    Rsa(rsa_verify::RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
@@ -121,7 +119,7 @@ impl std::fmt::Display for KeyError {
             KeyError::RsaTooLarge(bits) => {
                 write!(f, "RSA modulus of {bits} bits is over {RSA_MAX_BITS}")
             }
-            KeyError::RsaExponent => f.write_str("RSA exponent is not an odd number from 3 to 2^32"),
+            KeyError::RsaExponent => f.write_str("RSA exponent is not an odd number from 3 to 2^32-1"),
             KeyError::InvalidPoint => f.write_str("public key is not a valid curve point"),
         }
     }
@@ -130,22 +128,15 @@ impl std::fmt::Display for KeyError {
 impl PublicKey {
     /// RSA key from big-endian modulus and exponent (JWK `n`, `e`).
     pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
-        let n = BigUint::from_bytes_be(n);
-        let bits = n.bits();
+        let n = strip_leading_zeros(n);
+        let bits = n.first().map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
         if bits < RSA_MIN_BITS {
             return Err(KeyError::RsaTooSmall(bits));
         }
         if bits > RSA_MAX_BITS {
             return Err(KeyError::RsaTooLarge(bits));
         }
-        let odd = e.last().is_some_and(|b| b & 1 == 1);
-        let e = BigUint::from_bytes_be(e);
-        if e.bits() > 33 || e < BigUint::from(3u32) || !odd {
-            return Err(KeyError::RsaExponent);
-        }
-        RsaPublicKey::new_with_max_size(n, e, RSA_MAX_BITS)
-            .map(PublicKey::Rsa)
-            .map_err(|_| KeyError::RsaExponent)
+        rsa_verify::RsaPublicKey::new(n, e).map(PublicKey::Rsa).ok_or(KeyError::RsaExponent)
     }
 
     /// EC key from the JWK's `x` and `y` coordinates on P-256 or P-384 (`crv`).
@@ -214,23 +205,23 @@ pub enum Curve {
     P384,
 }
 
-fn verify_rsa(key: &RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-    // The signature must be exactly the modulus length (RFC 8017 §8.2.2 step 1).
-    if signature.len() != key.size() {
-        return false;
-    }
+fn verify_rsa(key: &rsa_verify::RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
     use Algorithm::*;
-    let outcome = match alg {
-        RS256 => key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message), signature),
-        RS384 => key.verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(message), signature),
-        RS512 => key.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(message), signature),
+    match alg {
+        RS256 => key.verify_pkcs1v15(Hash::Sha256, message, signature),
+        RS384 => key.verify_pkcs1v15(Hash::Sha384, message, signature),
+        RS512 => key.verify_pkcs1v15(Hash::Sha512, message, signature),
         // RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash output.
-        PS256 => key.verify(Pss::new::<Sha256>(), &Sha256::digest(message), signature),
-        PS384 => key.verify(Pss::new::<Sha384>(), &Sha384::digest(message), signature),
-        PS512 => key.verify(Pss::new::<Sha512>(), &Sha512::digest(message), signature),
-        ES256 | ES384 | EdDSA => return false,
-    };
-    outcome.is_ok()
+        PS256 => key.verify_pss(Hash::Sha256, message, signature),
+        PS384 => key.verify_pss(Hash::Sha384, message, signature),
+        PS512 => key.verify_pss(Hash::Sha512, message, signature),
+        ES256 | ES384 | EdDSA => false,
+    }
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    bytes.get(zeros..).unwrap_or(&[])
 }
 
 #[cfg(test)]

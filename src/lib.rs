@@ -19,6 +19,7 @@ pub mod opaque;
 pub mod policy;
 pub mod reason;
 pub mod reply;
+pub mod rsa_verify;
 pub mod shared_keys;
 pub mod strict_json;
 pub mod struct_pb;

@@ -103,12 +103,22 @@ pub fn parse_plugin_configuration(bytes: &[u8], env: Env) -> Result<Config> {
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(error("", format!("configuration of {} bytes is over {MAX_CONFIG_BYTES}", bytes.len())));
     }
-    let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let root = if looks_like_json {
-        strict_json::parse_object(bytes).map_err(|e| error("", format!("not valid JSON: {e}")))?
-    } else {
-        struct_pb::decode_struct(bytes)
-            .map_err(|e| error("", format!("not a JSON object or protobuf Struct: {}", e.0)))?
+    // A Struct's encoding starts with 0x0a (a newline to JSON) and may go on with `{`: the first
+    // byte cannot tell the two forms apart, so the form that decodes wins, JSON first.
+    let root = match strict_json::parse_object(bytes) {
+        Ok(root) => root,
+        Err(json_error) => match struct_pb::decode_struct(bytes) {
+            Ok(root) => root,
+            Err(pb_error) => {
+                let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+                let reason = if looks_like_json {
+                    format!("not valid JSON: {json_error}")
+                } else {
+                    format!("not a JSON object or protobuf Struct: {}", pb_error.0)
+                };
+                return Err(error("", reason));
+            }
+        },
     };
     parse_config_with_env(&Value::Object(root), env)
 }
