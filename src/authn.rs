@@ -11,7 +11,7 @@ use crate::opaque::{Digest, Lookup, OpaqueState};
 use crate::policy;
 use crate::reason::AuthError;
 use crate::token::{self, looks_like_jwt};
-use crate::token_cache::{TokenCache, Verified};
+use crate::token_cache::{Digest as CacheKey, TokenCache, Verified};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -72,14 +72,15 @@ pub fn decide(headers: &Headers, config: &Config, state: &State) -> Decision {
 
 fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Decision, AuthError> {
     let credential = find_credential(headers, &config.token_headers)?;
-    // One digest serves the token cache, the API keys and the opaque-token cache.
-    let digest = digest(credential);
     if looks_like_jwt(credential) {
-        if let Some(hit) = state.tokens.get(&digest, state.now) {
+        let key = state.tokens.key_of(credential);
+        if let Some(hit) = state.tokens.get(&key, state.now) {
             return Ok(Decision::Allow(hit.identity.clone()));
         }
-        return verify_jwt(credential, digest, config, state);
+        return verify_jwt(credential, key, config, state);
     }
+    // The SHA-256 serves the API keys (configured as SHA-256) and the opaque-token cache.
+    let digest = digest(credential);
     if let Some(key) = find_api_key(&config.api_keys, &digest) {
         return Ok(Decision::Allow(Identity::from_api_key(key)));
     }
@@ -95,12 +96,7 @@ fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Dec
     }
 }
 
-fn verify_jwt(
-    credential: &str,
-    digest: Digest,
-    config: &Config,
-    state: &State,
-) -> Result<Decision, AuthError> {
+fn verify_jwt(credential: &str, key: CacheKey, config: &Config, state: &State) -> Result<Decision, AuthError> {
     let token = token::parse(credential)?;
     let issuer = token.issuer().ok_or(AuthError::IssuerNotTrusted)?;
     let Some((index, provider)) = config.provider_for_issuer(issuer) else {
@@ -135,7 +131,7 @@ fn verify_jwt(
         return Err(AuthError::GroupsOverage);
     }
     Ok(Decision::Verified(Box::new(Verified {
-        digest,
+        digest: key,
         provider: index,
         identity,
         expires_at: claims.expires_at(),

@@ -221,7 +221,8 @@ mod tests {
         bad_b64["x"] = "not base64!".into();
         let mut crv = ec("crv");
         crv["crv"] = "P-521".into();
-        let small_rsa = serde_json::json!({"kty": "RSA", "kid": "small", "n": "AQAB".repeat(40), "e": "AQAB"});
+        let small_rsa =
+            serde_json::json!({"kty": "RSA", "kid": "small", "n": "AQAB".repeat(40), "e": "AQAB"});
         let oct = serde_json::json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
         let (keys, skipped) = parse(vec![ec("good"), enc, ops, bad_b64, crv, small_rsa, oct]).unwrap();
         assert_eq!(keys.len(), 1);

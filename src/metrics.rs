@@ -34,6 +34,19 @@ impl Metric<'_> {
         }
     }
 
+    /// A cheap identity for caching the host's metric id: no formatting on the request path.
+    pub fn key(&self) -> (u8, u16, &str) {
+        match self {
+            Metric::Allowed => (0, 0, ""),
+            Metric::Denied(reason) => (1, *reason as u16, ""),
+            Metric::Unavailable(reason) => (2, *reason as u16, ""),
+            Metric::KeyFetchOk(provider) => (3, 0, provider),
+            Metric::KeyFetchFailed(provider) => (4, 0, provider),
+            Metric::KeysLoaded(provider) => (5, 0, provider),
+            Metric::KeySetAgeSeconds(provider) => (6, 0, provider),
+        }
+    }
+
     pub fn is_gauge(&self) -> bool {
         matches!(self, Metric::KeysLoaded(_) | Metric::KeySetAgeSeconds(_))
     }

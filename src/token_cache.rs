@@ -1,5 +1,7 @@
-//! Tokens verified recently, per VM: a hit skips the signature check, which costs ~1 ms in Wasm.
-//! Keyed by the token's SHA-256; an entry never outlives the token's `exp` nor `max_seconds`, is
+//! Tokens verified recently, per VM: a hit skips the signature check, the costliest step.
+//! Keyed by a 128-bit SipHash-2-4 of the token under a random per-VM key: a keyed PRF, so nobody
+//! without the key can make another token land on a cached entry, and several times cheaper in
+//! Wasm than SHA-256 on the hit path. An entry never outlives the token's `exp` nor `max_seconds`, is
 //! dropped when the key that signed it leaves its provider's key set, and only successes are ever
 //! stored. Bounded in entries and bytes; eviction is CLOCK (second chance), an O(1) approximation
 //! of least-recently-used.
@@ -9,7 +11,10 @@ use std::collections::HashMap;
 
 use crate::identity::Identity;
 
-pub type Digest = [u8; 32];
+use siphasher::sip128::{Hasher128, SipHasher24};
+
+/// A token's cache key.
+pub type Digest = [u8; 16];
 
 /// What a verified token leaves in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +42,7 @@ struct Slot {
 
 pub struct TokenCache {
     limits: Limits,
+    hash_key: [u8; 16],
     index: HashMap<Digest, usize>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -59,8 +65,24 @@ fn size_of(entry: &Verified) -> usize {
 }
 
 impl TokenCache {
-    pub fn new(limits: Limits) -> Self {
-        TokenCache { limits, index: HashMap::new(), slots: Vec::new(), free: Vec::new(), hand: 0, bytes: 0 }
+    /// `hash_key`: random, per VM; it never leaves the VM.
+    pub fn new(limits: Limits, hash_key: [u8; 16]) -> Self {
+        TokenCache {
+            limits,
+            hash_key,
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The cache key of a token.
+    pub fn key_of(&self, token: &str) -> Digest {
+        let mut hasher = SipHasher24::new_with_key(&self.hash_key);
+        std::hash::Hasher::write(&mut hasher, token.as_bytes());
+        hasher.finish128().as_bytes()
     }
 
     /// The identity of a token verified before and still valid at `now`.
@@ -176,7 +198,7 @@ mod tests {
 
     fn entry(n: u8, provider: usize, expires_at: u64, key: u64) -> Verified {
         Verified {
-            digest: [n; 32],
+            digest: [n; 16],
             provider,
             identity: Identity {
                 user_id: format!("user-{n:03}"),
@@ -198,44 +220,45 @@ mod tests {
 
     #[test]
     fn hits_until_expiry_or_cap() {
-        let mut cache = TokenCache::new(limits(10));
+        let mut cache = TokenCache::new(limits(10), [7; 16]);
         cache.insert(entry(1, 0, 1_100, 7), 1_000);
-        assert_eq!(cache.get(&[1; 32], 1_099).map(|e| e.identity.user_id.as_str()), Some("user-001"));
-        assert!(cache.get(&[1; 32], 1_100).is_none(), "never past exp");
+        assert_eq!(cache.get(&[1; 16], 1_099).map(|e| e.identity.user_id.as_str()), Some("user-001"));
+        assert!(cache.get(&[1; 16], 1_100).is_none(), "never past exp");
         cache.insert(entry(2, 0, 1_000_000, 7), 1_000);
-        assert!(cache.get(&[2; 32], 1_599).is_some());
-        assert!(cache.get(&[2; 32], 1_600).is_none(), "never past max_seconds");
-        assert!(cache.get(&[3; 32], 1_000).is_none());
+        assert!(cache.get(&[2; 16], 1_599).is_some());
+        assert!(cache.get(&[2; 16], 1_600).is_none(), "never past max_seconds");
+        assert!(cache.get(&[3; 16], 1_000).is_none());
         cache.insert(entry(4, 0, 999, 7), 1_000);
-        assert!(cache.get(&[4; 32], 998).is_none(), "expired tokens are not stored");
+        assert!(cache.get(&[4; 16], 998).is_none(), "expired tokens are not stored");
     }
 
     #[test]
     fn least_recently_used_goes_first() {
-        let mut cache = TokenCache::new(limits(3));
+        let mut cache = TokenCache::new(limits(3), [7; 16]);
         for n in 1..=3 {
             cache.insert(entry(n, 0, 5_000, 7), 1_000);
         }
         // 1 and 3 are used; 2 is not: it is the one evicted for 4.
-        assert!(cache.get(&[1; 32], 1_000).is_some());
-        assert!(cache.get(&[3; 32], 1_000).is_some());
+        assert!(cache.get(&[1; 16], 1_000).is_some());
+        assert!(cache.get(&[3; 16], 1_000).is_some());
         cache.insert(entry(4, 0, 5_000, 7), 1_000);
         assert_eq!(cache.len(), 3);
-        assert!(cache.get(&[2; 32], 1_000).is_none());
+        assert!(cache.get(&[2; 16], 1_000).is_none());
         for n in [1, 3, 4] {
-            assert!(cache.get(&[n; 32], 1_000).is_some(), "{n}");
+            assert!(cache.get(&[n; 16], 1_000).is_some(), "{n}");
         }
     }
 
     #[test]
     fn bounded_in_entries_and_bytes() {
-        let mut cache = TokenCache::new(limits(100));
+        let mut cache = TokenCache::new(limits(100), [7; 16]);
         for n in 0..=255 {
             cache.insert(entry(n, 0, 5_000, 7), 1_000);
         }
         assert_eq!(cache.len(), 100);
         let one = size_of(&entry(1, 0, 0, 0));
-        let mut small = TokenCache::new(Limits { max_entries: 1000, max_bytes: one * 5, max_seconds: 600 });
+        let mut small =
+            TokenCache::new(Limits { max_entries: 1000, max_bytes: one * 5, max_seconds: 600 }, [7; 16]);
         for n in 0..50 {
             small.insert(entry(n, 0, 5_000, 7), 1_000);
         }
@@ -245,19 +268,29 @@ mod tests {
 
     #[test]
     fn entries_go_with_their_signing_key() {
-        let mut cache = TokenCache::new(limits(10));
+        let mut cache = TokenCache::new(limits(10), [7; 16]);
         cache.insert(entry(1, 0, 5_000, 7), 1_000);
         cache.insert(entry(2, 0, 5_000, 8), 1_000);
         cache.insert(entry(3, 1, 5_000, 8), 1_000);
         cache.retain_keys(0, |key| key == 7);
-        assert!(cache.get(&[1; 32], 1_000).is_some());
-        assert!(cache.get(&[2; 32], 1_000).is_none(), "key 8 left provider 0");
-        assert!(cache.get(&[3; 32], 1_000).is_some(), "provider 1 is not touched");
+        assert!(cache.get(&[1; 16], 1_000).is_some());
+        assert!(cache.get(&[2; 16], 1_000).is_none(), "key 8 left provider 0");
+        assert!(cache.get(&[3; 16], 1_000).is_some(), "provider 1 is not touched");
+    }
+
+    #[test]
+    fn keys_depend_on_the_token_and_the_vm_key() {
+        let a = TokenCache::new(limits(1), [1; 16]);
+        let b = TokenCache::new(limits(1), [2; 16]);
+        assert_eq!(a.key_of("t"), a.key_of("t"));
+        assert_ne!(a.key_of("t"), a.key_of("u"));
+        assert_ne!(a.key_of("t"), b.key_of("t"));
     }
 
     #[test]
     fn off_when_max_seconds_is_zero() {
-        let mut cache = TokenCache::new(Limits { max_entries: 10, max_bytes: 1 << 20, max_seconds: 0 });
+        let mut cache =
+            TokenCache::new(Limits { max_entries: 10, max_bytes: 1 << 20, max_seconds: 0 }, [7; 16]);
         cache.insert(entry(1, 0, 5_000, 7), 1_000);
         assert!(cache.is_empty());
     }

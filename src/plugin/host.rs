@@ -129,8 +129,16 @@ pub fn record_metric(id: u32, value: u64) {
     let _ = hostcalls::record_metric(id, value);
 }
 
-/// Randomness from the host (WASI `random_get` seeds std's hasher keys); for jitter and lease
-/// owner ids, not for secrets.
+/// A random 128-bit key (for the token cache's keyed hash).
+pub fn random_key() -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&random_u64().to_le_bytes());
+    key[8..].copy_from_slice(&random_u64().to_le_bytes());
+    key
+}
+
+/// 64 unpredictable bits: SipHash output under std's per-thread random keys, which WASI
+/// `random_get` seeds; each call uses fresh keys (std advances them per `RandomState`).
 pub fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();

@@ -1,24 +1,34 @@
-//! Metrics through the host, defined on first use and remembered by name.
+//! Metrics through the host, defined on first use; ids are remembered by a cheap key so the request
+//! path formats no names.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use super::host;
 use crate::metrics::Metric;
 
+/// A few dozen metrics at most: a list scanned without allocating beats hashing an owned key.
 #[derive(Default)]
 pub struct Metrics {
-    ids: RefCell<HashMap<String, u32>>,
+    ids: RefCell<Vec<(Key, u32)>>,
 }
+
+/// `Metric::key` with the provider name owned.
+type Key = (u8, u16, String);
 
 impl Metrics {
     fn id(&self, metric: &Metric) -> Option<u32> {
-        let name = metric.name();
-        if let Some(id) = self.ids.borrow().get(&name) {
-            return Some(*id);
+        let (kind, detail, name) = metric.key();
+        let known = self
+            .ids
+            .borrow()
+            .iter()
+            .find(|((k, d, n), _)| *k == kind && *d == detail && n == name)
+            .map(|(_, id)| *id);
+        if known.is_some() {
+            return known;
         }
-        let id = host::define_metric(metric.is_gauge(), &name)?;
-        self.ids.borrow_mut().insert(name, id);
+        let id = host::define_metric(metric.is_gauge(), &metric.name())?;
+        self.ids.borrow_mut().push(((kind, detail, name.to_owned()), id));
         Some(id)
     }
 

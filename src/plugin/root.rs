@@ -464,7 +464,7 @@ impl RootContext for Root {
             metrics: Metrics::default(),
             fetches: RefCell::new(Fetches::default()),
             refresh_requests: RefCell::new(Vec::new()),
-            tokens: RefCell::new(TokenCache::new(token_cache)),
+            tokens: RefCell::new(TokenCache::new(token_cache, host::random_key())),
         });
         self.shared = Some(Rc::clone(&shared));
         self.calls.clear();
