@@ -11,7 +11,7 @@ PYTHON := $(VENV)/bin/python
 ENVOY_BIN ?= $(shell if [ -x $(VENV)/bin/envoy ]; then echo $(CURDIR)/$(VENV)/bin/envoy; else command -v envoy; fi)
 export ENVOY_BIN
 
-.PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci
+.PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci bench
 
 setup:
 	rustup target add $(WASM_TARGET)
@@ -58,6 +58,11 @@ dist: build
 # OCI image with /plugin.wasm (deploy/Dockerfile) via docker, podman or buildah; IMAGE=<ref> names it.
 oci: build
 	deploy/oci.sh
+
+# Throughput and latency against plain Envoy and native jwt_authn (~8 min; needs wrk). Settings:
+# BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS, ... (bench/run.py). Refreshes BENCHMARKS.md.
+bench: build check-envoy
+	$(PYTHON) bench/run.py
 
 run: build check-envoy
 	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"

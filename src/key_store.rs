@@ -228,6 +228,11 @@ impl KeyStore {
         s.keys.as_ref().map(|_| now.saturating_sub(s.fetched_at))
     }
 
+    /// When the next fetch of `source` is due.
+    pub fn next_fetch_at(&self, source: usize) -> Option<u64> {
+        self.sources.get(source).map(|s| s.next_fetch_at)
+    }
+
     pub fn failures(&self, source: usize) -> u32 {
         self.sources.get(source).map_or(0, |s| s.failures)
     }

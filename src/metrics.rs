@@ -1,5 +1,5 @@
 //! Metric names, all under one prefix. Envoy shows Wasm metrics as `wasmcustom.<name>` on
-//! `/stats` and `envoy_wasmcustom_<name>` (dots as underscores) on `/stats/prometheus`.
+//! `/stats` and as `<name>` with dots as underscores on `/stats/prometheus`.
 
 use crate::reason::AuthError;
 

@@ -125,14 +125,19 @@ impl Context for Root {
 
 impl Root {
     /// Begins a fetch of `source` (already marked as fetching in the key store): adopt what another
-    /// VM published if it is fresh, else take the lease and fetch, else wait for the leaseholder.
-    fn begin_fetch(&mut self, shared: &Shared, source: usize, now: u64) {
+    /// VM published if it is newer than this VM's keys and fresh, else take the lease and fetch,
+    /// else wait for the leaseholder. `unknown_kid`: the fetch is for a token whose `kid` was
+    /// missing, so only keys fetched within the unknown-kid interval will do (older ones may
+    /// predate the key).
+    fn begin_fetch(&mut self, shared: &Shared, source: usize, now: u64, unknown_kid: bool) {
         let Some((_, remote)) = shared.source_provider(source) else { return };
         let id = remote.source_id();
+        let not_before = if unknown_kid { now.saturating_sub(remote.unknown_kid_refresh_seconds) } else { 0 };
         let mine = shared.keys.borrow().age(source, now).map_or(0, |age| now - age);
         let (record, _) = host::shared_data(&record_key(&id));
         if let Some(record) = record.as_deref().and_then(Record::decode) {
-            let fresh = now < record.fetched_at.saturating_add(remote.refresh_seconds);
+            let fresh = now < record.fetched_at.saturating_add(remote.refresh_seconds)
+                && record.fetched_at >= not_before;
             if fresh && read_published(Some(&record), mine, now) == Published::NewKeys {
                 self.adopt(shared, source, &record, now);
                 return;
@@ -208,6 +213,7 @@ impl Root {
         let id = remote.source_id();
         let (old, cas) = host::shared_data(&record_key(&id));
         let old = old.as_deref().and_then(Record::decode);
+        let failed = result.is_err();
         let record = match result {
             Ok((body, keys)) => {
                 shared.metrics.increment(Metric::KeyFetchOk(name));
@@ -228,8 +234,15 @@ impl Root {
         if host::set_shared_data(&record_key(&id), &record.encode(), cas).is_err() {
             debug!("key record not shared provider={name}");
         }
-        let released = Lease { owner: self.vm_id, until: 0 }.encode();
-        let _ = host::set_shared_data(&lease_key(&id), &released, None);
+        // After a failure the lease is kept until this VM's next attempt, so the other VMs follow
+        // its retries instead of each retrying the failing provider on their own schedule.
+        let until = if failed {
+            let retry_at = shared.keys.borrow().next_fetch_at(source).unwrap_or(now);
+            retry_at.saturating_add(remote.timeout_ms.div_ceil(1000) * 2 + LEASE_SLACK_SECONDS)
+        } else {
+            0
+        };
+        let _ = host::set_shared_data(&lease_key(&id), &Lease { owner: self.vm_id, until }.encode(), None);
         shared.fetches.borrow_mut().leading.retain(|s| *s != source);
         wake_for_keys(shared, source);
     }
@@ -293,7 +306,7 @@ impl Root {
                     let (lease, _) = host::shared_data(&lease_key(&id));
                     let lease = lease.as_deref().and_then(Lease::decode);
                     if Lease::is_free_for(lease.as_ref(), self.vm_id, now) {
-                        self.begin_fetch(shared, source, now);
+                        self.begin_fetch(shared, source, now, false);
                     } else {
                         shared.fetches.borrow_mut().following.push((source, since));
                     }
@@ -330,7 +343,7 @@ fn read_jwks(body_size: usize) -> Result<(Vec<u8>, Rc<KeySet>), String> {
     let body = response_body(body_size, jwks::MAX_DOCUMENT_BYTES)?;
     let (keys, skipped) = parse_jwks(&body).map_err(|e| format!("jwks: {e}"))?;
     for key in skipped {
-        warn!("skipped key kid={} reason=\"{}\"", key.kid.as_deref().unwrap_or("-"), key.reason);
+        warn!("skipped key kid={:?} reason={:?}", key.kid.as_deref().unwrap_or("-"), key.reason);
     }
     Ok((body, Rc::new(keys)))
 }
@@ -487,12 +500,12 @@ impl RootContext for Root {
         self.follow(&shared, now);
         let due = shared.keys.borrow_mut().start_due_fetches(now);
         for source in due {
-            self.begin_fetch(&shared, source, now);
+            self.begin_fetch(&shared, source, now, false);
         }
         // Unknown-kid refreshes started by requests since the last tick.
         let requested = std::mem::take(&mut *shared.refresh_requests.borrow_mut());
         for source in requested {
-            self.begin_fetch(&shared, source, now);
+            self.begin_fetch(&shared, source, now, true);
         }
         self.record_gauges(&shared, now);
     }

@@ -92,9 +92,10 @@ class Gateway:
     def request(self, method: str = "POST", path: str = "/v1/messages",
                 headers: list[tuple[str, str]] | dict[str, str] | None = None,
                 body: Any = None, content: Any = None, http2: bool = False, token: str | None = None,
-                timeout: float = 60) -> Result:
+                timeout: float = 60, client: httpx.Client | None = None) -> Result:
         """Send one request with a fresh x-e2e-id; `token` adds `Authorization: Bearer <token>`;
-        `body` is sent as JSON (default: a small Messages request), `content` as raw bytes."""
+        `body` is sent as JSON (default: a small Messages request), `content` as raw bytes;
+        `client` sends it on that client's connection (e.g. one pinned to an Envoy worker)."""
         trace = uuid.uuid4().hex
         hdrs: list[tuple[str, str]] = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
         hdrs.append((TRACE, trace))
@@ -105,8 +106,8 @@ class Gateway:
                                                      "messages": [{"role": "user", "content": "hi"}]}
             content = json.dumps(payload).encode()
             hdrs.append(("content-type", "application/json"))
-        resp = self.client(http2).request(method, self.url + path, headers=hdrs, content=content,
-                                          timeout=timeout)
+        resp = (client or self.client(http2)).request(method, self.url + path, headers=hdrs,
+                                                      content=content, timeout=timeout)
         return Result(status=resp.status_code, headers=resp.headers, body=resp.content,
                       http_version=resp.http_version, trace=trace, upstream=self.api.find(TRACE, trace),
                       elapsed=resp.elapsed.total_seconds())

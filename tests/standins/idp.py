@@ -31,6 +31,7 @@ In-process use (tests):
                                     # apply to every endpoint but /mint, `empty` only to the JWKS, `down`
                                     # closes the port (any other mode reopens it on the same port)
   idp.jwks_kids = ["ec-1"]          # serve only some keys (key rotation); None = all
+  idp.extra_jwks = [{...}]          # JWKs served after those (odd keys: `use: enc`, `key_ops`, pinned `alg`)
   idp.add_opaque("opaque-token", {"sub": "bob", "aud": "client", "exp": ...})
   idp.jwks_fetches                  # how many GET /jwks.json were received
   idp.stop()
@@ -162,6 +163,7 @@ class IdP:
         self.requests: list[dict[str, Any]] = []   # {"time", "method", "path", "headers"}
         self.jwks_answered_at: list[float] = []    # time.monotonic() when each JWKS answer was sent
         self.jwks_kids: list[str] | None = None    # None = all keys; else only these kids are served
+        self.extra_jwks: list[dict[str, Any]] = []  # served after the keys above (hand-made JWKs)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -239,7 +241,9 @@ class IdP:
             self.opaque[token] = dict(claims)
 
     def jwks(self) -> dict[str, Any]:
-        return self.keys.jwks(self.jwks_kids)
+        doc = self.keys.jwks(self.jwks_kids)
+        doc["keys"] += [dict(jwk) for jwk in self.extra_jwks]
+        return doc
 
     def jwks_json(self) -> str:
         return json.dumps(self.jwks())
@@ -293,8 +297,11 @@ class _IdPHandler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.send_header("cache-control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
+        try:
+            self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the caller gave up (a fetch past its timeout): nothing to report
 
     def _failure(self) -> bool:
         """Apply the failure mode; True when an answer was sent (the caller stops)."""
