@@ -9,6 +9,20 @@ pub struct Url {
     pub path: String,
 }
 
+impl Url {
+    /// The name Istio gives the cluster of this URL's host: `outbound|<port>||<host>`.
+    pub fn istio_cluster(&self) -> String {
+        let default_port = if self.scheme == "https" { "443" } else { "80" };
+        // A port is digits after the last `:`, outside an IPv6 literal's brackets.
+        match self.authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("outbound|{port}||{host}")
+            }
+            _ => format!("outbound|{default_port}||{}", self.authority),
+        }
+    }
+}
+
 pub fn parse_url(text: &str) -> Result<Url, &'static str> {
     let (scheme, rest) = if let Some(rest) = text.strip_prefix("https://") {
         ("https", rest)
@@ -56,6 +70,19 @@ mod tests {
         assert_eq!(url.path, "/t/discovery/v2.0/keys?appid=1");
         let url = parse_url("http://127.0.0.1:8080").unwrap();
         assert_eq!((url.authority.as_str(), url.path.as_str()), ("127.0.0.1:8080", "/"));
+    }
+
+    #[test]
+    fn istio_cluster_names() {
+        assert_eq!(
+            parse_url("https://login.microsoftonline.com/k").unwrap().istio_cluster(),
+            "outbound|443||login.microsoftonline.com"
+        );
+        assert_eq!(
+            parse_url("http://idp.internal:8080/k").unwrap().istio_cluster(),
+            "outbound|8080||idp.internal"
+        );
+        assert_eq!(parse_url("http://idp.internal/k").unwrap().istio_cluster(), "outbound|80||idp.internal");
     }
 
     #[test]

@@ -180,7 +180,8 @@ impl Root {
                 Ok(())
             }
             Err(status) => Err(format!(
-                "dispatch to cluster '{cluster}' refused ({status:?}): is the cluster defined in the Envoy config?"
+                "dispatch to cluster '{cluster}' refused ({status:?}): is the cluster defined in the Envoy config? (in Istio it is named {})",
+                url.istio_cluster()
             )),
         }
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,13 +40,23 @@ def wait_ready(admin: str, timeout: float) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envoy", default=os.environ.get("ENVOY_BIN") or "envoy")
+    parser.add_argument("--envoy", default=os.environ.get("ENVOY_BIN") or "")
     args = parser.parse_args()
+    # ENVOY_BIN, else an `envoy` on PATH, else func-e (which runs the Envoy it manages).
+    if args.envoy:
+        envoy_cmd = [args.envoy]
+    elif shutil.which("envoy"):
+        envoy_cmd = ["envoy"]
+    elif shutil.which("func-e"):
+        envoy_cmd = ["func-e", "run"]
+    else:
+        print("no Envoy: set ENVOY_BIN, run `make setup`, put envoy on PATH, or install func-e", file=sys.stderr)
+        return 1
 
     idp = IdP(port=18080, issuer="http://127.0.0.1:18080", audience="claude-desktop").start()
     api = MessagesAPI(port=18081).start()
     envoy = subprocess.Popen(
-        [args.envoy, "-c", str(REPO / "envoy" / "dev.yaml"), "--concurrency", "2", "--log-level", "warn",
+        [*envoy_cmd, "-c", str(REPO / "envoy" / "dev.yaml"), "--concurrency", "2", "--log-level", "warn",
          "--component-log-level", "wasm:info"],
         cwd=REPO,
     )
