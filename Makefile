@@ -11,7 +11,7 @@ PYTHON := $(VENV)/bin/python
 ENVOY_BIN ?= $(shell if [ -x $(VENV)/bin/envoy ]; then echo $(CURDIR)/$(VENV)/bin/envoy; else command -v envoy; fi)
 export ENVOY_BIN
 
-.PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci bench
+.PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci bench fuzz loadtest
 
 setup:
 	rustup target add $(WASM_TARGET)
@@ -64,6 +64,18 @@ oci: build
 # BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS, ... (bench/run.py). Refreshes BENCHMARKS.md.
 bench: build check-envoy
 	$(PYTHON) bench/run.py
+
+# ~2 minutes of mixed load through a key rotation and an IdP outage, checked at the upstream;
+# LOAD_SECONDS (>= 60) changes the duration. Needs wrk. Writes tests/load/RESULTS.md.
+loadtest: build check-envoy
+	$(PYTHON) tests/load/run.py
+
+# Coverage-guided fuzzing of every parser, FUZZ_SECONDS (60) each from the checked-in seeds; needs
+# the nightly toolchain and `cargo install cargo-fuzz`. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "make fuzz needs cargo-fuzz: cargo install cargo-fuzz (and rustup toolchain install nightly)" >&2; exit 1; }
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 # Envoy for `make run`: ENVOY_BIN, .venv's, an `envoy` on PATH, or `func-e run` when only func-e is
 # installed.

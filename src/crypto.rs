@@ -107,6 +107,7 @@ pub enum KeyError {
     RsaTooSmall(usize),
     RsaTooLarge(usize),
     RsaExponent,
+    RsaEvenModulus,
     InvalidPoint,
 }
 
@@ -120,6 +121,7 @@ impl std::fmt::Display for KeyError {
                 write!(f, "RSA modulus of {bits} bits is over {RSA_MAX_BITS}")
             }
             KeyError::RsaExponent => f.write_str("RSA exponent is not an odd number from 3 to 2^32-1"),
+            KeyError::RsaEvenModulus => f.write_str("RSA modulus is even"),
             KeyError::InvalidPoint => f.write_str("public key is not a valid curve point"),
         }
     }
@@ -135,6 +137,9 @@ impl PublicKey {
         }
         if bits > RSA_MAX_BITS {
             return Err(KeyError::RsaTooLarge(bits));
+        }
+        if n.last().is_some_and(|low| low & 1 == 0) {
+            return Err(KeyError::RsaEvenModulus);
         }
         rsa_verify::RsaPublicKey::new(n, e).map(PublicKey::Rsa).ok_or(KeyError::RsaExponent)
     }

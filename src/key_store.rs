@@ -17,7 +17,7 @@ const MAX_RETRY_SECONDS: u64 = 300;
 /// What a request can do with a provider's keys right now.
 pub enum KeyAvailability<'k> {
     Ready(&'k KeySet),
-    /// No usable keys, a fetch is under way: wait for it.
+    /// No usable keys, a fetch is under way (or about to start, right after configuration): wait.
     Pending,
     /// No usable keys and no fetch under way: the identity provider could not be reached.
     Unavailable,
@@ -37,6 +37,9 @@ pub enum UnknownKid {
 #[derive(Debug)]
 struct Source {
     keys: Option<Rc<KeySet>>,
+    /// A fetch was started at least once; before that (the first tick after configuration) a
+    /// request waits instead of being told the provider is unreachable.
+    attempted: bool,
     fetched_at: u64,
     fetching: bool,
     next_fetch_at: u64,
@@ -82,6 +85,7 @@ impl KeyStore {
                         None => {
                             store.sources.push(Source {
                                 keys: None,
+                                attempted: false,
                                 fetched_at: 0,
                                 fetching: false,
                                 next_fetch_at: 0,
@@ -129,7 +133,7 @@ impl KeyStore {
         let Some(source) = source else { return KeyAvailability::Unavailable };
         match &source.keys {
             Some(keys) if !source.is_too_stale(now) => KeyAvailability::Ready(keys),
-            _ if source.fetching => KeyAvailability::Pending,
+            _ if source.fetching || !source.attempted => KeyAvailability::Pending,
             _ => KeyAvailability::Unavailable,
         }
     }
@@ -151,8 +155,9 @@ impl KeyStore {
     /// Starts an unknown-`kid` refresh of `source`, if still allowed; true when it started.
     pub fn start_unknown_kid_refresh(&mut self, source: usize, now: u64) -> bool {
         let Some(s) = self.sources.get_mut(source) else { return false };
-        let limited =
-            s.last_unknown_kid_refresh.is_some_and(|last| now < last + s.unknown_kid_refresh_seconds);
+        let limited = s
+            .last_unknown_kid_refresh
+            .is_some_and(|last| now < last.saturating_add(s.unknown_kid_refresh_seconds));
         if s.fetching || limited {
             return false;
         }
@@ -171,6 +176,7 @@ impl KeyStore {
             }
             if !source.fetching && now >= source.next_fetch_at {
                 source.fetching = true;
+                source.attempted = true;
                 due.push(i);
             }
         }
@@ -204,6 +210,15 @@ impl KeyStore {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
             let extra = (backoff as f64 * jitter.clamp(0.0, 1.0)) as u64;
             s.next_fetch_at = now.saturating_add(backoff).saturating_add(extra);
+        }
+    }
+
+    /// Another VM fetches this source and will try again at `retry_at`: nothing is in flight here
+    /// (requests do not wait), and this VM looks again then.
+    pub fn defer_fetch(&mut self, source: usize, retry_at: u64) {
+        if let Some(s) = self.sources.get_mut(source) {
+            s.fetching = false;
+            s.next_fetch_at = retry_at;
         }
     }
 

@@ -87,7 +87,10 @@ pub fn evaluate(
     body: &[u8],
     now: u64,
 ) -> Answer {
-    let refused = |reason| Answer::Verdict { outcome: Err(reason), expires_at: now + NEGATIVE_CACHE_SECONDS };
+    let refused = |reason| Answer::Verdict {
+        outcome: Err(reason),
+        expires_at: now.saturating_add(NEGATIVE_CACHE_SECONDS),
+    };
     match (opaque.style, status) {
         (_, Some(200)) => {}
         // tokeninfo answers 400 `invalid_token` for tokens it does not know or that expired.

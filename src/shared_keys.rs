@@ -4,7 +4,7 @@
 //! are private to this filter and versioned.
 
 const RECORD_VERSION: u8 = 1;
-const LEASE_VERSION: u8 = 1;
+const LEASE_VERSION: u8 = 2;
 /// A leader that vanished (its VM restarted mid-fetch) blocks the others at most this long past
 /// its fetch timeout.
 pub const LEASE_SLACK_SECONDS: u64 = 2;
@@ -48,19 +48,22 @@ impl Record {
     }
 }
 
-/// Who fetches a key source now, and until when.
+/// Who fetches a key source, and until when: while its fetch is in flight, or, after a failure,
+/// until its next attempt (so the other VMs follow its retries instead of each retrying).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Lease {
     pub owner: u64,
     pub until: u64,
+    pub in_flight: bool,
 }
 
 impl Lease {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17);
+        let mut out = Vec::with_capacity(18);
         out.push(LEASE_VERSION);
         out.extend_from_slice(&self.owner.to_le_bytes());
         out.extend_from_slice(&self.until.to_le_bytes());
+        out.push(u8::from(self.in_flight));
         out
     }
 
@@ -70,8 +73,9 @@ impl Lease {
             return None;
         }
         let (owner, rest) = take_u64(rest)?;
-        let (until, _) = take_u64(rest)?;
-        Some(Lease { owner, until })
+        let (until, rest) = take_u64(rest)?;
+        let in_flight = *rest.first()? != 0;
+        Some(Lease { owner, until, in_flight })
     }
 
     /// Whether `me` may take the lease: nobody holds it, it ran out, or it is mine already.
@@ -121,14 +125,14 @@ mod tests {
         assert_eq!(Record::decode(&[]), None);
         assert_eq!(Record::decode(&[2, 0, 0]), None);
         assert_eq!(Record::decode(&[1, 0, 0, 0]), None);
-        let lease = Lease { owner: 42, until: 99 };
+        let lease = Lease { owner: 42, until: 99, in_flight: true };
         assert_eq!(Lease::decode(&lease.encode()), Some(lease));
-        assert_eq!(Lease::decode(&[1; 16]), None);
+        assert_eq!(Lease::decode(&[2; 17]), None);
     }
 
     #[test]
     fn lease_rules() {
-        let held = Lease { owner: 1, until: 100 };
+        let held = Lease { owner: 1, until: 100, in_flight: false };
         assert!(Lease::is_free_for(None, 2, 50));
         assert!(!Lease::is_free_for(Some(&held), 2, 99));
         assert!(Lease::is_free_for(Some(&held), 2, 100));

@@ -27,7 +27,10 @@ fn decode_struct_at(bytes: &[u8], depth: usize) -> Result<Map<String, Value>, De
             (1, LEN) => {
                 let entry = reader.len_delimited()?;
                 let (key, value) = decode_entry(entry, depth)?;
-                map.insert(key, value);
+                // JSON input refuses duplicate keys; the binary form must mean the same.
+                if map.insert(key, value).is_some() {
+                    return Err(DecodeError("duplicate key"));
+                }
             }
             _ => reader.skip(wire)?,
         }
@@ -254,6 +257,17 @@ mod tests {
         let mut bad_utf8 = Vec::new();
         len_field(1, &[0x0a, 0x01, 0xff], &mut bad_utf8);
         assert_eq!(decode_struct(&bad_utf8), Err(DecodeError("string is not UTF-8")));
+    }
+
+    #[test]
+    fn refuses_duplicate_keys() {
+        let mut entry = Vec::new();
+        len_field(1, b"k", &mut entry);
+        len_field(2, &encode_value(&json!(1)), &mut entry);
+        let mut bytes = Vec::new();
+        len_field(1, &entry, &mut bytes);
+        len_field(1, &entry, &mut bytes);
+        assert_eq!(decode_struct(&bytes), Err(DecodeError("duplicate key")));
     }
 
     #[test]

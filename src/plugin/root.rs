@@ -147,16 +147,28 @@ impl Root {
         let lease = lease.as_deref().and_then(Lease::decode);
         if Lease::is_free_for(lease.as_ref(), self.vm_id, now) {
             let until = now + remote.timeout_ms.div_ceil(1000) * 2 + LEASE_SLACK_SECONDS;
-            let taken =
-                host::set_shared_data(&lease_key(&id), &Lease { owner: self.vm_id, until }.encode(), cas);
+            let mine = Lease { owner: self.vm_id, until, in_flight: true };
+            let taken = host::set_shared_data(&lease_key(&id), &mine.encode(), cas);
             // Shared data failing outright (not a lost race) must not stop this VM fetching.
-            if taken.is_ok() || !matches!(taken, Err(proxy_wasm::types::Status::CasMismatch)) {
+            if !matches!(taken, Err(proxy_wasm::types::Status::CasMismatch)) {
                 shared.fetches.borrow_mut().leading.push(source);
                 self.fetch(shared, source);
-                return;
+            } else {
+                // Another VM took the lease a moment ago: its fetch is in flight.
+                shared.fetches.borrow_mut().following.push((source, now));
             }
+            return;
         }
-        shared.fetches.borrow_mut().following.push((source, now));
+        match lease {
+            // The leaseholder failed and retries at `until`: nothing is in flight, so nobody waits.
+            // Requests get the last good keys or a fast answer, and this VM looks again then.
+            Some(lease) if !lease.in_flight => {
+                shared.keys.borrow_mut().defer_fetch(source, lease.until);
+                wake_for_keys(shared, source);
+            }
+            // The leaseholder is fetching: wait for what it publishes (its fetch is bounded).
+            _ => shared.fetches.borrow_mut().following.push((source, now)),
+        }
     }
 
     /// Dispatches the first call of a fetch: the discovery document or the JWKS.
@@ -237,13 +249,9 @@ impl Root {
         }
         // After a failure the lease is kept until this VM's next attempt, so the other VMs follow
         // its retries instead of each retrying the failing provider on their own schedule.
-        let until = if failed {
-            let retry_at = shared.keys.borrow().next_fetch_at(source).unwrap_or(now);
-            retry_at.saturating_add(remote.timeout_ms.div_ceil(1000) * 2 + LEASE_SLACK_SECONDS)
-        } else {
-            0
-        };
-        let _ = host::set_shared_data(&lease_key(&id), &Lease { owner: self.vm_id, until }.encode(), None);
+        let until = if failed { shared.keys.borrow().next_fetch_at(source).unwrap_or(now) } else { 0 };
+        let lease = Lease { owner: self.vm_id, until, in_flight: false };
+        let _ = host::set_shared_data(&lease_key(&id), &lease.encode(), None);
         shared.fetches.borrow_mut().leading.retain(|s| *s != source);
         wake_for_keys(shared, source);
     }

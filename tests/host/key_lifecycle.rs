@@ -42,8 +42,8 @@ fn first_fetch_waits_then_fails_or_succeeds() {
     let config = config();
     let mut keys = KeyStore::new(&config);
     let token = mint("RS256", &claims());
-    // Before the VM has started the first fetch, nothing is under way: unavailable, not waiting.
-    assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::Deny(AuthError::KeysUnavailable));
+    // Right after configuration, before the first tick has started the fetch: wait for it.
+    assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::WaitForKeys(0));
     assert_eq!(keys.start_due_fetches(NOW), vec![0]);
     assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::WaitForKeys(0));
     // API keys never wait for an identity provider.
@@ -67,7 +67,7 @@ fn first_fetch_waits_then_fails_or_succeeds() {
 fn refresh_schedule_and_backoff_growth() {
     let config = config();
     let mut keys = KeyStore::new(&config);
-    assert!(matches!(keys.availability(0, NOW), KeyAvailability::Unavailable));
+    assert!(matches!(keys.availability(0, NOW), KeyAvailability::Pending));
     assert_eq!(keys.start_due_fetches(NOW), vec![0]);
     assert!(keys.start_due_fetches(NOW).is_empty(), "no second fetch while one is under way");
     assert!(matches!(keys.availability(0, NOW), KeyAvailability::Pending));
@@ -95,6 +95,21 @@ fn refresh_schedule_and_backoff_growth() {
         t += expected;
     }
     assert_eq!(keys.failures(0), 8);
+}
+
+#[test]
+fn following_another_workers_retries() {
+    let config = config();
+    let mut keys = KeyStore::new(&config);
+    let token = mint("RS256", &claims());
+    keys.start_due_fetches(NOW);
+    // Another VM holds the lease while it backs off until NOW + 8: nothing is in flight here, so
+    // requests are answered at once rather than held, and this VM looks again at NOW + 8.
+    keys.defer_fetch(0, NOW + 8);
+    assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::Deny(AuthError::KeysUnavailable));
+    assert!(keys.start_due_fetches(NOW + 7).is_empty());
+    assert_eq!(keys.start_due_fetches(NOW + 8), vec![0]);
+    assert_eq!(keys.failures(0), 0, "another VM's failure is not counted here");
 }
 
 #[test]

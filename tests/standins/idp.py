@@ -34,6 +34,8 @@ In-process use (tests):
   idp.extra_jwks = [{...}]          # JWKs served after those (odd keys: `use: enc`, `key_ops`, pinned `alg`)
   idp.add_opaque("opaque-token", {"sub": "bob", "aud": "client", "exp": ...})
   idp.jwks_fetches                  # how many GET /jwks.json were received
+  idp.introspect_active             # /introspect + /tokeninfo calls being answered right now, and
+  idp.introspect_max_active         # the most at once (reset_counters() restarts it from the calls open now)
   idp.stop()
 
 Signatures follow RFC 7518: RS* = RSASSA-PKCS1-v1_5, PS* = RSASSA-PSS with MGF1 of the same hash and a
@@ -154,6 +156,8 @@ class IdP:
         self.client_auth = client_auth     # (id, secret) /introspect requires as HTTP Basic, if set
         self.opaque: dict[str, dict[str, Any]] = {}
         self.introspections: list[dict[str, Any]] = []  # {"path", "headers", "form"} per opaque call
+        self.introspect_active = 0          # opaque calls being answered now (delay mode holds them)
+        self.introspect_max_active = 0      # the most at once since start / reset_counters()
         self.audience = audience
         self.keys = keys or Keys()
         self.mode = "normal"
@@ -220,6 +224,7 @@ class IdP:
             self.discovery_fetches = 0
             self.requests.clear()
             self.introspections.clear()
+            self.introspect_max_active = self.introspect_active
             self.jwks_answered_at.clear()
 
     # ---- facts -------------------------------------------------------------------------------------
@@ -372,6 +377,17 @@ class _IdPHandler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"token": token}).encode())
 
     def _introspect(self, raw: bytes, google: bool) -> None:
+        idp = self.owner
+        with idp._lock:
+            idp.introspect_active += 1
+            idp.introspect_max_active = max(idp.introspect_max_active, idp.introspect_active)
+        try:
+            self._introspect_answer(raw, google)
+        finally:
+            with idp._lock:
+                idp.introspect_active -= 1
+
+    def _introspect_answer(self, raw: bytes, google: bool) -> None:
         idp = self.owner
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         with idp._lock:

@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""Writes the fuzzing fixture and the seed corpora of tests/fuzz.
+
+    .venv/bin/python tests/fuzz/make_seeds.py
+
+Outputs (all checked in, all small):
+  fixture/jwks.json        the public JWKS the targets trust (RSA-2048, P-256, Ed25519)
+  fixture/good_tokens.txt  tokens signed by those keys that the fixed configurations accept
+  fixture/signed_tokens.txt  every token signed by those keys (the good ones and policy refusals)
+  seeds/<target>/*         a handful of realistic inputs per fuzz target
+
+The private keys are derived from fixed seeds below, and every signature is deterministic (PKCS#1
+v1.5, EdDSA, RFC 6979 ECDSA, PSS with a salt derived from the message), so every run writes the same
+bytes. They are test keys:
+anyone can re-derive them from this file, which is fine, because the fuzzer never sees this file and
+the point is only that it cannot forge signatures. Needs only the stdlib and `cryptography`.
+"""
+
+import base64
+import hashlib
+import json
+import random
+import shutil
+import struct
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+HERE = Path(__file__).resolve().parent
+NOW = 1_800_000_000  # the fixed `now` of every target (same as tests/host)
+ISSUER = "https://idp.example.com"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+ENTRA_ISSUER = f"https://login.microsoftonline.com/{TENANT}/v2.0"
+ENTRA_CLIENT = "6e74172b-be56-4843-9ff4-e66a39bb12e3"
+API_KEY = "sk-fuzz-0123456789abcdef"  # the one valid API key of the decision target
+OPAQUE_GOOD = "opaque-good-token"      # cached as valid in the decision target's opaque state
+OPAQUE_BAD = "opaque-bad-token"        # cached as refused
+OPAQUE_PENDING = "opaque-pending-token"  # introspection in flight
+
+
+# ---------------------------------------------------------------- keys (deterministic test keys)
+
+def _is_probable_prime(n, rng):
+    if n < 2:
+        return False
+    for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for _ in range(40):
+        a = rng.randrange(2, n - 1)
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _prime(rng, bits, e):
+    while True:
+        p = rng.getrandbits(bits) | (3 << (bits - 2)) | 1  # top two bits set: n has exactly 2*bits
+        if (p - 1) % e != 0 and _is_probable_prime(p, rng):
+            return p
+
+
+def rsa_key():
+    rng = random.Random("gateway_filter fuzz rsa-2048")
+    e = 65537
+    p = _prime(rng, 1024, e)
+    q = _prime(rng, 1024, e)
+    n = p * q
+    d = pow(e, -1, (p - 1) * (q - 1))
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q),
+        rsa.RSAPublicNumbers(e, n),
+    )
+    return numbers.private_key()
+
+
+def p256_key():
+    scalar = int.from_bytes(hashlib.sha256(b"gateway_filter fuzz p256").digest(), "big")
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    return ec.derive_private_key(scalar % order, ec.SECP256R1())
+
+
+def ed25519_key():
+    return ed25519.Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"gateway_filter fuzz ed25519").digest())
+
+
+RSA, P256, ED = rsa_key(), p256_key(), ed25519_key()
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def uint(n: int) -> bytes:
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
+def jwks():
+    pub = RSA.public_key().public_numbers()
+    ecp = P256.public_key().public_numbers()
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    ed_x = ED.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"keys": [
+        {"kty": "RSA", "kid": "rsa", "use": "sig", "n": b64(uint(pub.n)), "e": b64(uint(pub.e))},
+        {"kty": "EC", "kid": "p256", "use": "sig", "crv": "P-256", "alg": "ES256",
+         "x": b64(ecp.x.to_bytes(32, "big")), "y": b64(ecp.y.to_bytes(32, "big"))},
+        {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(ed_x)},
+    ]}
+
+
+def sign(alg: str, data: bytes) -> bytes:
+    hash_ = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}.get(alg[2:])
+    if alg.startswith("RS"):
+        return RSA.sign(data, padding.PKCS1v15(), hash_)
+    if alg.startswith("PS"):
+        return pss_sign(data, alg[2:])
+    if alg == "ES256":
+        r, s = decode_dss_signature(P256.sign(data, ec.ECDSA(hashes.SHA256(), deterministic_signing=True)))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if alg == "EdDSA":
+        return ED.sign(data)
+    raise ValueError(alg)
+
+
+def pss_sign(data: bytes, bits: str) -> bytes:
+    """RSASSA-PSS (RFC 8017 §9.1, MGF1 with the same hash, salt as long as the hash) with a salt
+    derived from the message, so the output is reproducible; `cryptography` always draws a random salt."""
+    h = getattr(hashlib, f"sha{bits}")
+    priv = RSA.private_numbers()
+    n, d = priv.public_numbers.n, priv.d
+    em_bits = n.bit_length() - 1
+    em_len = (em_bits + 7) // 8
+    m_hash = h(data).digest()
+    h_len = len(m_hash)
+    salt = h(b"salt" + data).digest()
+    digest = h(b"\0" * 8 + m_hash + salt).digest()
+    db = b"\0" * (em_len - 2 * h_len - 2) + b"\x01" + salt
+    mask = b"".join(h(digest + i.to_bytes(4, "big")).digest() for i in range(len(db) // h_len + 1))[: len(db)]
+    masked = bytearray(a ^ b for a, b in zip(db, mask))
+    masked[0] &= 0xFF >> (8 * em_len - em_bits)
+    em = bytes(masked) + digest + b"\xbc"
+    signature = pow(int.from_bytes(em, "big"), d, n).to_bytes((n.bit_length() + 7) // 8, "big")
+    RSA.public_key().verify(signature, data, padding.PSS(padding.MGF1(getattr(hashes, f"SHA{bits}")()), h_len),
+                            getattr(hashes, f"SHA{bits}")())
+    return signature
+
+
+def compact(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def mint(header: dict, claims: dict, sign_alg=None):
+    """(token, template): the template spells the JSON out between << >> (see harness/mod.rs)."""
+    h, c = compact(header), compact(claims)
+    signing_input = f"{b64(h)}.{b64(c)}".encode()
+    sig = b64(sign(sign_alg or header["alg"], signing_input))
+    return f"{signing_input.decode()}.{sig}", f"<<{h.decode()}>>.<<{c.decode()}>>.{sig}"
+
+
+def claims(**changes):
+    base = {"iss": ISSUER, "aud": "gateway", "sub": "user-1", "email": "ada@example.com", "name": "Ada Lovelace",
+            "groups": ["eng", "ml"], "tenant": "acme", "scp": "openid llm", "iat": NOW - 10, "nbf": NOW - 10,
+            "exp": NOW + 3600}
+    for k, v in changes.items():
+        if v is None:
+            base.pop(k, None)
+        else:
+            base[k] = v
+    return base
+
+
+def entra_claims(**changes):
+    base = {"iss": ENTRA_ISSUER, "aud": ENTRA_CLIENT, "tid": TENANT, "oid": "00000000-0000-0000-0000-0000000000a1",
+            "sub": "pairwise", "preferred_username": "ada@contoso.com", "name": "Ada", "groups": ["g1"],
+            "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 3600, "ver": "2.0"}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+GOOD = [
+    mint({"alg": "RS256", "typ": "JWT", "kid": "rsa"}, claims()),
+    mint({"alg": "PS256", "kid": "rsa"}, claims(aud=["other", "gateway"])),
+    mint({"alg": "ES256", "kid": "p256"}, claims(sub="user-2", groups="solo")),
+    mint({"alg": "EdDSA", "kid": "ed"}, claims(nbf=None, iat=None, scp=["llm"])),
+    mint({"alg": "RS512"}, claims(aud="claude-desktop", email=None)),
+    mint({"alg": "RS256", "typ": "JWT", "kid": "rsa"}, entra_claims()),
+    mint({"alg": "RS256", "kid": "rsa"}, entra_claims(groups=None, _claim_names={"groups": "src1"})),
+]
+
+# Signed by the fixed keys but refused (policy checks come before the signature check).
+SIGNED_BAD = [
+    mint({"alg": "RS256", "kid": "rsa"}, claims(exp=NOW - 120)),
+    mint({"alg": "ES256", "kid": "p256"}, claims(aud="someone-else")),
+    mint({"alg": "EdDSA", "kid": "ed"}, claims(tenant="evil")),
+    mint({"alg": "RS256", "kid": "rsa"}, claims(scp="openid")),
+    mint({"alg": "RS256", "kid": "rsa", "nonce": "abc"}, entra_claims()),
+    mint({"alg": "RS256", "kid": "rsa"}, entra_claims(aud="00000003-0000-0000-c000-000000000000")),
+    mint({"alg": "ES256", "kid": "rsa"}, claims()),  # kid of a key that does not fit ES256
+    mint({"alg": "RS256", "kid": "rsa"}, claims(), sign_alg="PS256"),
+]
+
+UNSIGNED = [  # templates with a dummy signature
+    ('{"alg":"none"}', claims()),
+    ('{"alg":"HS256","kid":"rsa"}', claims()),
+    ('{"alg":"RS256","kid":"rsa","crit":["exp"]}', claims()),
+    ('{"alg":"RS256","kid":"unknown"}', claims()),
+    ('{"alg":"ES384","kid":"p384"}', claims()),
+    ('{"alg":"RS256","kid":7}', claims()),
+    ('{"alg":"RS256","alg":"none"}', claims()),
+    ('   {"alg":"EdDSA"}', claims()),
+    ('{"alg":"EdDSA"}', claims(exp="1800003600")),
+    ('{"alg":"EdDSA"}', claims(exp=1e300, nbf=-1e300)),
+    ('{"alg":"EdDSA"}', claims(aud=["gateway", 5])),
+    ('{"alg":"EdDSA"}', claims(iss=ISSUER + "/")),
+]
+
+
+# ---------------------------------------------------------------- protobuf Struct encoder
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field(num: int, body: bytes) -> bytes:
+    return varint(num << 3 | 2) + varint(len(body)) + body
+
+
+def pb_value(v) -> bytes:
+    if v is None:
+        return bytes([0x08, 0x00])
+    if isinstance(v, bool):
+        return bytes([0x20, int(v)])
+    if isinstance(v, (int, float)):
+        return bytes([2 << 3 | 1]) + struct.pack("<d", float(v))
+    if isinstance(v, str):
+        return field(3, v.encode())
+    if isinstance(v, dict):
+        return field(5, pb_struct(v))
+    if isinstance(v, list):
+        return field(6, b"".join(field(1, pb_value(i)) for i in v))
+    raise TypeError(v)
+
+
+def pb_struct(obj: dict) -> bytes:
+    return b"".join(field(1, field(1, k.encode()) + field(2, pb_value(v))) for k, v in obj.items())
+
+
+# ---------------------------------------------------------------- seed sets
+
+def fixed_provider():
+    return {"name": "fuzz-idp", "issuer": ISSUER, "audiences": ["gateway", "claude-desktop"],
+            "jwks": {"inline": json.dumps(jwks())}, "required_claims": {"tenant": ["acme"]}}
+
+
+def configs():
+    sha = hashlib.sha256(API_KEY.encode()).hexdigest()
+    return {
+        "inline_and_api_key": {"providers": [fixed_provider()],
+                               "api_keys": [{"name": "ci-bot", "sha256": sha, "groups": ["bots"]}]},
+        "api_keys_only": {"api_keys": [{"name": "a", "sha256": sha}], "token_headers": ["X-Api-Key"],
+                          "remove_credential": False},
+        "entra": {"providers": [{"name": "entra", "preset": "entra", "tenant_id": TENANT, "client_id": ENTRA_CLIENT,
+                                 "jwks": {"cluster": "entra_jwks", "refresh_seconds": 600, "max_stale_seconds": 86400},
+                                 "required_scopes": ["llm.use"], "groups_overage": "deny"}],
+                  "headers": {"user_id": "x-user", "groups": "x-groups"}},
+        "okta": {"providers": [{"name": "okta", "preset": "okta", "org_url": "https://acme.okta.com/",
+                                "authorization_server": "default", "client_id": "0oa1",
+                                "jwks": {"cluster": "okta", "timeout_ms": 2000}}]},
+        "google_opaque": {"providers": [{
+            "name": "google", "preset": "google", "client_id": "1234-abc.apps.googleusercontent.com",
+            "hosted_domains": ["acme.com"], "jwks": {"cluster": "google_jwks"},
+            "opaque_tokens": {"style": "google_tokeninfo", "uri": "https://oauth2.googleapis.com/tokeninfo",
+                              "cluster": "google_oauth", "cache_seconds": 120}}]},
+        "keycloak_rfc7662": {"providers": [{
+            "name": "keycloak", "issuer": "https://sso.acme.com/realms/eng", "audiences": ["gateway"],
+            "jwks": {"discovery": True, "cluster": "sso", "clusters": {"keys.acme.com": "keys"}},
+            "algorithms": ["RS256", "ES256"], "clock_skew_seconds": 30, "user_claims": ["preferred_username", "sub"],
+            "opaque_tokens": {"style": "rfc7662", "uri": "https://sso.acme.com/realms/eng/introspect",
+                              "cluster": "sso", "client_id": "gateway", "client_secret_env": "FUZZ_SECRET",
+                              "max_pending": 16, "max_calls_per_second": 5}}]},
+    }
+
+
+def write(directory: Path, name: str, data):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def main():
+    fixture = HERE / "fixture"
+    write(fixture, "jwks.json", json.dumps(jwks(), indent=1) + "\n")
+    write(fixture, "good_tokens.txt", "".join(tok + "\n" for tok, _ in GOOD))
+    write(fixture, "signed_tokens.txt", "".join(tok + "\n" for tok, _ in GOOD + SIGNED_BAD))
+
+    seeds = HERE / "seeds"
+    if seeds.exists():
+        shutil.rmtree(seeds)
+
+    # token: raw tokens and << >> templates
+    d = seeds / "token"
+    for i, (tok, tpl) in enumerate(GOOD):
+        write(d, f"good_{i}.txt", tok)
+        write(d, f"good_{i}.tpl", tpl)
+    for i, (tok, tpl) in enumerate(SIGNED_BAD):
+        write(d, f"signed_bad_{i}.tpl", tpl)
+    for i, (header, body) in enumerate(UNSIGNED):
+        write(d, f"unsigned_{i}.tpl", f"<<{header}>>.<<{compact(body).decode()}>>.AAAA")
+    write(d, "opaque.txt", "ya29.a0AfH6SMBx-not-a-jwt")
+    write(d, "two_dots.txt", "a.b")
+
+    # jwks
+    d = seeds / "jwks"
+    keys = jwks()["keys"]
+    write(d, "fixed.json", json.dumps(jwks()))
+    write(d, "mixed.json", json.dumps({"keys": [
+        {"kty": "RSA", "use": "enc", "kid": "enc", "n": keys[0]["n"], "e": "AQAB"},
+        {"kty": "RSA", "kid": "ops", "key_ops": ["verify"], "alg": "PS256", "n": keys[0]["n"], "e": "AQAB"},
+        {"kty": "EC", "kid": "p384", "crv": "P-384", "x": "AAAA", "y": "AAAA"},
+        {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+        keys[1], keys[2]]}))
+    write(d, "small_rsa.json", json.dumps({"keys": [{"kty": "RSA", "kid": "1024", "n": b64(b"\xc1" * 128), "e": "AQAB"}]}))
+    write(d, "bad_alg.json", json.dumps({"keys": [dict(keys[2], alg="RS256"), dict(keys[1], alg="HS256")]}))
+    write(d, "entra_like.json", json.dumps({"keys": [dict(keys[0], x5t="abc", x5c=["MIIC"], issuer=ENTRA_ISSUER)]}))
+    write(d, "not_keys.json", '{"keys":{"kty":"RSA"}}')
+
+    # discovery (the target's issuer is https://issuer.example.com)
+    d = seeds / "discovery"
+    iss = "https://issuer.example.com"
+    write(d, "good.json", json.dumps({"issuer": iss, "jwks_uri": iss + "/.well-known/jwks.json",
+                                      "authorization_endpoint": iss + "/authorize",
+                                      "id_token_signing_alg_values_supported": ["RS256"]}))
+    write(d, "other_host.json", json.dumps({"issuer": iss, "jwks_uri": "https://keys.example.net:8443/certs?v=2"}))
+    write(d, "mismatch.json", json.dumps({"issuer": iss + "/", "jwks_uri": iss + "/keys"}))
+    write(d, "bad_uri.json", json.dumps({"issuer": iss, "jwks_uri": "https://user@evil/keys#x"}))
+    write(d, "no_uri.json", json.dumps({"issuer": iss}))
+
+    # config: JSON text and the protobuf Struct encoding of each
+    d = seeds / "config"
+    for name, cfg in configs().items():
+        write(d, f"{name}.json", json.dumps(cfg, indent=2))
+        write(d, f"{name}.pb", pb_struct(cfg))
+
+    # decision: "name: value" lines; << >> in a value is base64url of what is between
+    d = seeds / "decision"
+    write(d, "api_key.txt", f"x-api-key: {API_KEY}\n")
+    write(d, "api_key_bearer.txt", f"content-type: application/json\nauthorization: Bearer {API_KEY}\n")
+    write(d, "wrong_key.txt", "x-api-key: sk-ant-api03-guess\n")
+    write(d, "basic_then_key.txt", f"authorization: Basic dXNlcjpwYXNz\nx-api-key: {API_KEY}\n")
+    write(d, "opaque_good.txt", f"authorization: bearer {OPAQUE_GOOD}\n")
+    write(d, "opaque_bad.txt", f"authorization: Bearer {OPAQUE_BAD}\n")
+    write(d, "opaque_pending.txt", f"x-api-key: {OPAQUE_PENDING}\n")
+    write(d, "opaque_new.txt", "authorization: Bearer ya29.unknown-opaque\n")
+    for i, (tok, tpl) in enumerate(GOOD):
+        write(d, f"jwt_good_{i}.txt", f"authorization: Bearer {tok}\n")
+    for i, (tok, tpl) in enumerate(SIGNED_BAD):
+        write(d, f"jwt_bad_{i}.txt", f"authorization: Bearer {tpl}\n")
+    write(d, "okta_pending.txt", "authorization: Bearer " +
+          f'<<{{"alg":"RS256","kid":"k1"}}>>.<<{compact(claims(iss="https://acme.okta.com", aud="0oa1", cid="x")).decode()}>>.AAAA\n')
+    write(d, "entra_v1.txt", "authorization: Bearer " +
+          f'<<{{"alg":"RS256","kid":"new"}}>>.<<{compact(entra_claims(iss=f"https://sts.windows.net/{TENANT}/")).decode()}>>.AAAA\n')
+    write(d, "keycloak_unfetched.txt", "authorization: Bearer " +
+          f'<<{{"alg":"RS256"}}>>.<<{compact(claims(iss="https://sso.acme.com/realms/eng")).decode()}>>.AAAA\n')
+
+    # opaque_answer: first byte picks style (low bit: 0 rfc7662, 1 google_tokeninfo) and status
+    # ((byte >> 1) & 7 indexes 200, 400, 401, 500, 503, 200, 200, no response); the rest is the body.
+    d = seeds / "opaque_answer"
+    rfc = {"active": True, "client_id": "claude-desktop", "aud": ["gateway", "account"], "sub": "f:1:ada",
+           "username": "ada", "scope": "openid llm", "exp": NOW + 3600, "iat": NOW - 10, "email": "ada@acme.com",
+           "groups": ["eng"]}
+    google = {"azp": "1234-abc.apps.googleusercontent.com", "aud": "1234-abc.apps.googleusercontent.com",
+              "sub": "110169484474386276334", "scope": "openid email llm", "exp": str(NOW + 1800),
+              "expires_in": "1800", "email": "ada@acme.com", "email_verified": "true", "access_type": "online"}
+    write(d, "rfc_active", b"0" + json.dumps(rfc).encode())
+    write(d, "rfc_inactive", b"0" + b'{"active":false}')
+    write(d, "rfc_no_scope", b"0" + json.dumps(dict(rfc, scope="openid")).encode())
+    write(d, "rfc_500", b"6" + b"upstream error")
+    write(d, "google_ok", b"1" + json.dumps(google).encode())
+    write(d, "google_expires_in", b"1" + json.dumps({k: v for k, v in google.items() if k != "exp"}).encode())
+    write(d, "google_other_domain", b"1" + json.dumps(dict(google, email="eve@evil.com")).encode())
+    write(d, "google_400", b"3" + b'{"error_description":"Invalid Value"}')
+
+    # rsa_signature: first byte = key (bit 0; bit 7: small keys), PSS (bit 1), hash (((b >> 2) & 3) % 3),
+    # mode ((b >> 4) & 7);
+    # bytes 1-2 an offset; the rest a patch (see harness/mod.rs)
+    d = seeds / "rsa_signature"
+    for key in (0, 1):
+        for pss in (0, 2):
+            for h in (0, 4, 8):
+                write(d, f"valid_k{key}_{'pss' if pss else 'pkcs1'}_h{h >> 2}", bytes([key | pss | h, 0, 0]))
+    for key in (0x80, 0x81):
+        for pss in (0, 2):
+            write(d, f"valid_small_k{key & 1}_{'pss' if pss else 'pkcs1'}", bytes([key | pss, 0, 0]))
+    write(d, "pkcs1_xor_type", bytes([0x10, 0, 1, 0x03]))
+    write(d, "pkcs1_short_padding", bytes([0x30, 0, 0]) + b"\xff" * 7)
+    write(d, "pkcs1_digestinfo_no_null", bytes([0x00, 0, 202]) + bytes.fromhex("302f300b0609608648016503040201"))
+    write(d, "pss_trailer", bytes([0x22, 0, 0]) + b"\xbd")
+    write(d, "pss_empty_salt", bytes([0x32, 0, 0]))
+    write(d, "pss_long_salt", bytes([0x33, 0, 0]) + bytes(range(64)))
+    write(d, "pss_top_byte", bytes([0x13, 0, 0, 0x80]))
+    write(d, "sig_plus_n", bytes([0x52, 0, 0]))
+    write(d, "sig_bit_flip", bytes([0x40, 0, 200, 0x01]))
+
+
+if __name__ == "__main__":
+    main()

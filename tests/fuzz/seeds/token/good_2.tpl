@@ -1,0 +1,1 @@
+<<{"alg":"ES256","kid":"p256"}>>.<<{"iss":"https://idp.example.com","aud":"gateway","sub":"user-2","email":"ada@example.com","name":"Ada Lovelace","groups":"solo","tenant":"acme","scp":"openid llm","iat":1799999990,"nbf":1799999990,"exp":1800003600}>>.Fn4UvuhiDTeBrkQpT8_LApdQSzfBc_DA3nIAIyikVIIEVgDTVSM99LLbd7giZ71frcWGBC-D-TGdsNBFu_ZgeA

@@ -1,0 +1,1 @@
+<<{"alg":"EdDSA","kid":"ed"}>>.<<{"iss":"https://idp.example.com","aud":"gateway","sub":"user-1","email":"ada@example.com","name":"Ada Lovelace","groups":["eng","ml"],"tenant":"acme","scp":["llm"],"exp":1800003600}>>.-DyftxRHOaYkerSAQj0z2eCwAAdPFshkBhFdTlEMca1BDRzdExUIRnNNyruLqkG2oMYIjjRiTfqkW8oOQuExAA

@@ -1,0 +1,1 @@
+<<{"alg":"ES256","kid":"p256"}>>.<<{"iss":"https://idp.example.com","aud":"someone-else","sub":"user-1","email":"ada@example.com","name":"Ada Lovelace","groups":["eng","ml"],"tenant":"acme","scp":"openid llm","iat":1799999990,"nbf":1799999990,"exp":1800003600}>>.QeyNm0ULNbjYPtNA4q96Q3uWXZHcUmkIAmwtZ3NrBH1h7iOFyfnibxqxVo5A_XlMRzWbvBP7yRr2i0SrsKBAug

@@ -1,0 +1,1 @@
+<<{"alg":"EdDSA","kid":"ed"}>>.<<{"iss":"https://idp.example.com","aud":"gateway","sub":"user-1","email":"ada@example.com","name":"Ada Lovelace","groups":["eng","ml"],"tenant":"evil","scp":"openid llm","iat":1799999990,"nbf":1799999990,"exp":1800003600}>>.ZjRIYVjXZu2kB5KHvRPo8C8QKWJPyK033UjRjhVGTrBPESauFo33UoDWT81EUmdO9eWSN_0TZNv6SZHqdY4sAQ

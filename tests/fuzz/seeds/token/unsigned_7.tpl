@@ -1,0 +1,1 @@
+<<   {"alg":"EdDSA"}>>.<<{"iss":"https://idp.example.com","aud":"gateway","sub":"user-1","email":"ada@example.com","name":"Ada Lovelace","groups":["eng","ml"],"tenant":"acme","scp":"openid llm","iat":1799999990,"nbf":1799999990,"exp":1800003600}>>.AAAA

@@ -1,0 +1,1 @@
+<<   {"alg":"EdDSA"}>>.<<{"iss":"https://idp.example.com","aud":"gateway","sub":"u","tenant":"acme","exp":1800003600}>>.AAAA

@@ -1,0 +1,16 @@
+//! Regression tests from fuzzing (tests/fuzz), run by plain `cargo test`: every input a fuzz target
+//! failed on, replayed through the very harness the fuzzer ran (`tests/fuzz/harness`, included
+//! below), and corner inputs the fuzzer reached, with their exact outcomes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "../fuzz/harness/mod.rs"]
+mod harness;
+
+mod config;
+mod corpus;
+mod decision;
+mod discovery;
+mod jwks;
+mod opaque_answer;
+mod rsa_signature;
+mod token;
