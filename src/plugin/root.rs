@@ -41,17 +41,9 @@ pub struct Shared {
     /// Paused requests and what they wait for.
     pub waiting: RefCell<Vec<(u32, WaitOn)>>,
     pub metrics: Metrics,
-    /// Key sources this VM fetches itself, and those it waits on another VM for (since when).
-    pub fetches: RefCell<Fetches>,
     /// Key sources requests asked to refresh for an unknown `kid`; the next tick fetches them.
     pub refresh_requests: RefCell<Vec<usize>>,
     pub tokens: RefCell<TokenCache>,
-}
-
-#[derive(Default)]
-pub struct Fetches {
-    leading: Vec<usize>,
-    following: Vec<(usize, u64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -88,13 +80,21 @@ pub struct Root {
     calls: HashMap<u32, Call>,
     /// This VM's id in fetch leases.
     vm_id: u64,
+    /// Key sources whose fetch another VM leads, and since when this VM waits for it.
+    following: Vec<(usize, u64)>,
     /// Whether the steady tick period is set (the first tick comes sooner).
     ticking: bool,
 }
 
 impl Default for Root {
     fn default() -> Self {
-        Root { shared: None, calls: HashMap::new(), vm_id: host::random_u64(), ticking: false }
+        Root {
+            shared: None,
+            calls: HashMap::new(),
+            vm_id: host::random_u64(),
+            following: Vec::new(),
+            ticking: false,
+        }
     }
 }
 
@@ -151,11 +151,10 @@ impl Root {
             let taken = host::set_shared_data(&lease_key(&id), &mine.encode(), cas);
             // Shared data failing outright (not a lost race) must not stop this VM fetching.
             if !matches!(taken, Err(proxy_wasm::types::Status::CasMismatch)) {
-                shared.fetches.borrow_mut().leading.push(source);
                 self.fetch(shared, source);
             } else {
                 // Another VM took the lease a moment ago: its fetch is in flight.
-                shared.fetches.borrow_mut().following.push((source, now));
+                self.following.push((source, now));
             }
             return;
         }
@@ -167,7 +166,7 @@ impl Root {
                 wake_for_keys(shared, source);
             }
             // The leaseholder is fetching: wait for what it publishes (its fetch is bounded).
-            _ => shared.fetches.borrow_mut().following.push((source, now)),
+            _ => self.following.push((source, now)),
         }
     }
 
@@ -252,7 +251,6 @@ impl Root {
         let until = if failed { shared.keys.borrow().next_fetch_at(source).unwrap_or(now) } else { 0 };
         let lease = Lease { owner: self.vm_id, until, in_flight: false };
         let _ = host::set_shared_data(&lease_key(&id), &lease.encode(), None);
-        shared.fetches.borrow_mut().leading.retain(|s| *s != source);
         wake_for_keys(shared, source);
     }
 
@@ -292,7 +290,7 @@ impl Root {
     /// Follows the fetches other VMs lead: adopt their keys, share their failure, or take over a
     /// lease that ran out.
     fn follow(&mut self, shared: &Shared, now: u64) {
-        let following = std::mem::take(&mut shared.fetches.borrow_mut().following);
+        let following = std::mem::take(&mut self.following);
         for (source, since) in following {
             let Some((_, remote)) = shared.source_provider(source) else { continue };
             let id = remote.source_id();
@@ -317,7 +315,7 @@ impl Root {
                     if Lease::is_free_for(lease.as_ref(), self.vm_id, now) {
                         self.begin_fetch(shared, source, now, false);
                     } else {
-                        shared.fetches.borrow_mut().following.push((source, since));
+                        self.following.push((source, since));
                     }
                 }
             }
@@ -484,12 +482,12 @@ impl RootContext for Root {
             introspections: RefCell::new(HashMap::new()),
             waiting: RefCell::new(Vec::new()),
             metrics: Metrics::default(),
-            fetches: RefCell::new(Fetches::default()),
             refresh_requests: RefCell::new(Vec::new()),
             tokens: RefCell::new(TokenCache::new(token_cache, host::random_key())),
         });
         self.shared = Some(Rc::clone(&shared));
         self.calls.clear();
+        self.following.clear();
         self.ticking = false;
         // The first fetch starts on the first tick, right after configuration: the host may not be
         // ready to dispatch calls while it is still configuring the plugin.
