@@ -60,9 +60,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import trim_exports  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 WASM = REPO / "dist" / "gateway_filter.wasm"
+# `make bench` builds it: a proxy-wasm filter that does nothing, for the cost of any Wasm filter.
+NOOP_WASM = BENCH / "noop" / "target" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
 TEMPLATE = BENCH / "envoy.yaml.in"
 LUA = BENCH / "tokens.lua"
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
@@ -76,6 +81,10 @@ UPSTREAM_BODY = ('{"id":"msg_bench","type":"message","role":"assistant","model":
                  '"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn",'
                  '"usage":{"input_tokens":1,"output_tokens":1}}')
 NATIVE_CACHE_SIZE = 1000
+# The identity headers the filter sets by default (README), from the claims the tokens carry; the
+# filter also sets x-gateway-provider, which jwt_authn has no claim for.
+IDENTITY_CLAIMS = [("x-gateway-user-id", "sub"), ("x-gateway-user-email", "email"),
+                   ("x-gateway-user-name", "name"), ("x-gateway-user-groups", "groups")]
 
 
 def env_int(name: str, default: int, minimum: int = 1) -> int:
@@ -236,7 +245,7 @@ def mint_pools(keys: Keys, workdir: Path) -> dict[str, Path]:
 @dataclass(frozen=True)
 class Variant:
     id: str
-    kind: str             # none | native | native-cache | filter
+    kind: str             # none | noop-sdk | noop | native | native-cache | native-headers | filter
     alg: str              # RS256 | ES256 | "" (no auth)
     pool: str             # token file key
     label: str
@@ -247,7 +256,12 @@ class Variant:
 
 def all_variants() -> list[Variant]:
     out = [Variant("no-auth", "none", "", "warm-rs256", "no auth filter (plain proxy)", 200,
-                   (200, 200), "")]
+                   (200, 200), ""),
+           Variant("wasm-noop-sdk", "noop-sdk", "", "warm-rs256",
+                   "a Wasm filter that does nothing, every SDK callback exported", 200, (200, 200), ""),
+           Variant("wasm-noop", "noop", "", "warm-rs256",
+                   "the same with the callbacks it leaves at their default not exported "
+                   "(tools/trim_exports.py, as `make build` does for this filter)", 200, (200, 200), "")]
     for alg in ("RS256", "ES256"):
         a = alg.lower()
         out += [
@@ -256,6 +270,9 @@ def all_variants() -> list[Variant]:
             Variant(f"native-cache-{a}", "native-cache", alg, f"warm-{a}",
                     f"native jwt_authn, jwt_cache_size {NATIVE_CACHE_SIZE}, {USERS} users", 200,
                     (200, 401), ""),
+            Variant(f"native-headers-{a}", "native-headers", alg, f"warm-{a}",
+                    "the same, and claim_to_headers writing the identity headers this filter "
+                    "writes (the same job)", 200, (200, 401), ""),
             Variant(f"filter-cold-{a}", "filter", alg, f"cold-{a}",
                     "this filter, cold: every token distinct", 200, (200, 401), f"native-{a}"),
             Variant(f"filter-warm-{a}", "filter", alg, f"warm-{a}",
@@ -281,38 +298,47 @@ def select_variants(variants: list[Variant]) -> list[Variant]:
     return chosen
 
 
-def http_filters(v: Variant, keys: Keys, wasm: Path) -> list[dict[str, Any]]:
+def wasm_filter(wasm: Path, plugin: dict[str, Any] | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": "llm_gateway_auth", "root_id": "llm_gateway_auth", "failure_policy": "FAIL_CLOSED",
+        "vm_config": {"vm_id": "llm_gateway_auth", "runtime": "envoy.wasm.runtime.v8",
+                      "code": {"local": {"filename": str(wasm)}}}}
+    if plugin is not None:
+        config["configuration"] = {"@type": "type.googleapis.com/google.protobuf.Struct",
+                                   "value": plugin}
+    return {"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config}}
+
+
+def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> list[dict[str, Any]]:
     router = {"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     if v.kind == "none":
         return [router]
-    if v.kind in ("native", "native-cache"):
+    if v.kind in noop:
+        return [wasm_filter(noop[v.kind], None), router]
+    if v.kind in ("native", "native-cache", "native-headers"):
         provider: dict[str, Any] = {"issuer": ISSUER, "audiences": [AUDIENCE],
                                     "local_jwks": {"inline_string": keys.jwks}, "forward": False}
-        if v.kind == "native-cache":
+        if v.kind in ("native-cache", "native-headers"):
             provider["jwt_cache_config"] = {"jwt_cache_size": NATIVE_CACHE_SIZE}
+        if v.kind == "native-headers":
+            provider["claim_to_headers"] = [{"header_name": h, "claim_name": c} for h, c in IDENTITY_CLAIMS]
         return [{"name": "envoy.filters.http.jwt_authn", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
             "providers": {"bench": provider},
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}, router]
     plugin = {"providers": [{"name": "bench", "issuer": ISSUER, "audiences": [AUDIENCE],
                              "jwks": {"inline": keys.jwks}}]}
-    return [{"name": "envoy.filters.http.wasm", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-        "config": {"name": "llm_gateway_auth", "root_id": "llm_gateway_auth",
-                   "failure_policy": "FAIL_CLOSED",
-                   "vm_config": {"vm_id": "llm_gateway_auth", "runtime": "envoy.wasm.runtime.v8",
-                                 "code": {"local": {"filename": str(wasm)}}},
-                   "configuration": {"@type": "type.googleapis.com/google.protobuf.Struct",
-                                     "value": plugin}}}}, router]
+    return [wasm_filter(wasm, plugin), router]
 
 
-def render_config(v: Variant, keys: Keys, wasm: Path, upstream_port: int) -> str:
+def render_config(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path], upstream_port: int) -> str:
     text = TEMPLATE.read_text()
     values = {"@FRONT_PORT@": "0", "@ADMIN_PORT@": "0", "@UPSTREAM_PORT@": str(upstream_port),
               "@UPSTREAM_BODY@": UPSTREAM_BODY,
               # JSON is YAML (flow style), so the filter list goes in as JSON text
-              "@HTTP_FILTERS@": json.dumps(http_filters(v, keys, wasm))}
+              "@HTTP_FILTERS@": json.dumps(http_filters(v, keys, wasm, noop))}
     for k, val in values.items():
         text = text.replace(k, val)
     if re.search(r"@[A-Z_]+@", text):
@@ -615,7 +641,7 @@ def measure(v: Variant, rnd: int, ctx: "Context") -> Measurement:
     try:
         for attempt in range(3):  # the upstream port was free a moment ago; retry if taken since
             try:
-                envoy.start(render_config(v, ctx.keys, ctx.wasm, free_port()))
+                envoy.start(render_config(v, ctx.keys, ctx.wasm, ctx.noop, free_port()))
                 break
             except BenchError as e:
                 envoy.stop()
@@ -704,6 +730,7 @@ class Context:
     envoy_bin: str
     wrk: str
     wasm: Path
+    noop: dict[str, Path]     # variant kind -> no-op filter module
     keys: Keys
     pools: dict[str, Path]
     workdir: Path
@@ -746,7 +773,7 @@ def summarize(variants: list[Variant], results: list[Measurement]) -> list[dict[
 
 
 def load_label(v: Variant, ms: list[Measurement]) -> str:
-    if v.kind == "none":
+    if v.kind in ("none", "noop-sdk", "noop"):
         return f"{USERS} users' tokens, unchecked"
     if v.pool.startswith("warm"):
         return f"{USERS} users, reused"
@@ -952,10 +979,15 @@ a timing.
     answered 401. Envoy closes an HTTP/1.1 connection when it answers before the request body has
     arrived, so during a flood wrk reconnects for every request: the flood numbers include a TCP
     accept per request, as a real flood would.
-- **Variants**: no auth; native jwt_authn without cache (cold tokens) and with
-  `jwt_cache_config.jwt_cache_size: 1000` (warm tokens), `forward: false`, a rule for prefix `/`;
-  this filter cold, warm and flooded; RS256 and ES256 for each. "× native" compares the filter cold
-  with native without cache and the filter warm with native with cache, same algorithm.
+- **Variants**: no auth; a Wasm filter that does nothing (`bench/noop`: the proxy-wasm Rust SDK
+  with every callback at its default), as the SDK builds it and with the unused callbacks' exports
+  dropped (`tools/trim_exports.py`, which `make build` applies to this filter): what any Wasm
+  filter costs before it does any work; native jwt_authn without cache (cold tokens), with
+  `jwt_cache_config.jwt_cache_size: 1000` (warm tokens), and with its cache plus
+  `claim_to_headers` for `sub`, `email`, `name` and `groups` (the identity headers this filter
+  writes: the same job), all with `forward: false` and a rule for prefix `/`; this filter cold,
+  warm and flooded; RS256 and ES256 for each. "× native" compares the filter cold with native
+  without cache and the filter warm with native with cache (no headers), same algorithm.
 - **Interleaved rounds**: each round measures every variant once (the order rotates from round to
   round); tables give the median of the rounds with min–max. Ratios are of the medians.
 - **Envoy CPU µs/req** is the Envoy process's CPU time during the measurement divided by the
@@ -1031,6 +1063,8 @@ def main() -> int:
                  "(`make setup` installs it)")
     if not WASM.is_file() or WASM.read_bytes()[:4] != b"\0asm":
         sys.exit(f"bench: {WASM} is missing or not a Wasm module: run `make build`")
+    if not NOOP_WASM.is_file():
+        sys.exit(f"bench: {NOOP_WASM} is missing: run `make bench` (it builds bench/noop)")
     variants = select_variants(all_variants())
     if ROUNDS < 3:
         log(f"bench: note: BENCH_ROUNDS={ROUNDS}; the published numbers use at least 3")
@@ -1038,6 +1072,9 @@ def main() -> int:
     # Measure one fixed copy, even if dist/ is rebuilt while the run goes on.
     wasm = workdir / "gateway_filter.wasm"
     shutil.copyfile(WASM, wasm)
+    noop = {"noop-sdk": workdir / "noop_sdk.wasm", "noop": workdir / "noop_trimmed.wasm"}
+    shutil.copyfile(NOOP_WASM, noop["noop-sdk"])
+    noop["noop"].write_bytes(trim_exports.trim(NOOP_WASM.read_bytes()))
     facts = machine_facts(envoy_bin, wasm)
     envoy_cpu, wrk_cpu = pick_cpus()
     per = WARMUP + SECONDS + 3
@@ -1055,7 +1092,7 @@ def main() -> int:
         pools = mint_pools(keys, workdir)
         log(f"bench: keys and {sum(1 for _ in pools)} token pools ready in {time.monotonic() - t:.0f} s "
             f"({COLD_TOKENS} cold tokens per algorithm)")
-        ctx = Context(envoy_bin, wrk, wasm, keys, pools, workdir, envoy_cpu, wrk_cpu)
+        ctx = Context(envoy_bin, wrk, wasm, noop, keys, pools, workdir, envoy_cpu, wrk_cpu)
         for rnd in range(1, ROUNDS + 1):
             shift = (rnd - 1) % len(variants)
             order = variants[shift:] + variants[:shift]
