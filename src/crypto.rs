@@ -1,6 +1,8 @@
-//! Signature algorithms and public keys: the only module that touches cryptographic crates, so the
-//! RSA backend can be swapped for a faster one without changing callers.
+//! Signature algorithms and public keys: the only module that touches cryptographic crates and
+//! verifiers, so a backend can be swapped for a faster one without changing callers (RSA and
+//! P-256 have been: `rsa_verify`, `p256_verify`).
 
+use crate::p256_verify::P256PublicKey;
 use crate::rsa_verify::{self, Hash};
 
 /// JWS algorithms this filter can verify (RFC 7518 §3, RFC 8037). `none` and HMAC have no variant:
@@ -97,7 +99,7 @@ pub const RSA_MAX_BITS: usize = 4096;
 #[derive(Clone, Debug)]
 pub enum PublicKey {
     Rsa(rsa_verify::RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
+    P256(P256PublicKey),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
 }
@@ -144,24 +146,14 @@ impl PublicKey {
         rsa_verify::RsaPublicKey::new(n, e).map(PublicKey::Rsa).ok_or(KeyError::RsaExponent)
     }
 
-    /// EC key from the JWK's `x` and `y` coordinates on P-256 or P-384 (`crv`).
+    /// EC key from the JWK's `x` and `y` coordinates on P-256 or P-384 (`crv`): each exactly the
+    /// curve's size, below p, and the point on the curve.
     pub fn ec(curve: Curve, x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
-        let size = match curve {
-            Curve::P256 => 32,
-            Curve::P384 => 48,
-        };
-        if x.len() != size || y.len() != size {
-            return Err(KeyError::InvalidPoint);
-        }
-        let mut sec1 = Vec::with_capacity(1 + 2 * size);
-        sec1.push(0x04);
-        sec1.extend_from_slice(x);
-        sec1.extend_from_slice(y);
         match curve {
-            Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map(PublicKey::P256),
-            Curve::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map(PublicKey::P384),
+            Curve::P256 => P256PublicKey::new(x, y).map(PublicKey::P256),
+            Curve::P384 => p384_key(x, y).map(PublicKey::P384),
         }
-        .map_err(|_| KeyError::InvalidPoint)
+        .ok_or(KeyError::InvalidPoint)
     }
 
     pub fn ed25519(x: &[u8]) -> Result<Self, KeyError> {
@@ -188,11 +180,7 @@ impl PublicKey {
         }
         match self {
             PublicKey::Rsa(key) => verify_rsa(key, alg, message, signature),
-            PublicKey::P256(key) => {
-                use p256::ecdsa::signature::Verifier;
-                p256::ecdsa::Signature::from_slice(signature)
-                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
-            }
+            PublicKey::P256(key) => key.verify(message, signature),
             PublicKey::P384(key) => {
                 use p384::ecdsa::signature::Verifier;
                 p384::ecdsa::Signature::from_slice(signature)
@@ -208,6 +196,15 @@ impl PublicKey {
 pub enum Curve {
     P256,
     P384,
+}
+
+/// P-384 key from the uncompressed SEC 1 encoding `04 || x || y` of 48-byte coordinates.
+fn p384_key(x: &[u8], y: &[u8]) -> Option<p384::ecdsa::VerifyingKey> {
+    if x.len() != 48 || y.len() != 48 {
+        return None;
+    }
+    let sec1 = [&[0x04], x, y].concat();
+    p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).ok()
 }
 
 fn verify_rsa(key: &rsa_verify::RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
@@ -271,6 +268,11 @@ mod tests {
     fn ec_point_must_be_on_curve() {
         assert_eq!(PublicKey::ec(Curve::P256, &[1; 32], &[2; 32]).err(), Some(KeyError::InvalidPoint));
         assert_eq!(PublicKey::ec(Curve::P256, &[1; 31], &[2; 32]).err(), Some(KeyError::InvalidPoint));
+        assert_eq!(PublicKey::ec(Curve::P256, &[1; 32], &[2; 33]).err(), Some(KeyError::InvalidPoint));
+        // Coordinates at or above p.
+        assert_eq!(PublicKey::ec(Curve::P256, &[0xff; 32], &[2; 32]).err(), Some(KeyError::InvalidPoint));
+        assert_eq!(PublicKey::ec(Curve::P384, &[0xff; 48], &[2; 48]).err(), Some(KeyError::InvalidPoint));
+        assert_eq!(PublicKey::ec(Curve::P384, &[1; 32], &[2; 32]).err(), Some(KeyError::InvalidPoint));
         assert_eq!(PublicKey::ed25519(&[0; 31]).err(), Some(KeyError::InvalidPoint));
     }
 }

@@ -16,6 +16,7 @@ pub mod jwks;
 pub mod key_store;
 pub mod metrics;
 pub mod opaque;
+pub mod p256_verify;
 pub mod policy;
 pub mod reason;
 pub mod reply;

@@ -7,13 +7,16 @@ Outputs (all checked in, all small):
   fixture/jwks.json        the public JWKS the targets trust (RSA-2048, P-256, Ed25519)
   fixture/good_tokens.txt  tokens signed by those keys that the fixed configurations accept
   fixture/signed_tokens.txt  every token signed by those keys (the good ones and policy refusals)
+  fixture/diff_keys.json   private JWKs of the jwt_simple_diff target (other keys than jwks.json's)
   seeds/<target>/*         a handful of realistic inputs per fuzz target
 
 The private keys are derived from fixed seeds below, and every signature is deterministic (PKCS#1
 v1.5, EdDSA, RFC 6979 ECDSA, PSS with a salt derived from the message), so every run writes the same
 bytes. They are test keys:
 anyone can re-derive them from this file, which is fine, because the fuzzer never sees this file and
-the point is only that it cannot forge signatures. Needs only the stdlib and `cryptography`.
+the point is only that it cannot forge signatures. The jwt_simple_diff harness signs what it mutates,
+so it reads its own keys (fixture/diff_keys.json), never the ones above. Needs only the stdlib and
+`cryptography`.
 """
 
 import base64
@@ -227,6 +230,121 @@ UNSIGNED = [  # templates with a dummy signature
 ]
 
 
+# ---------------------------------------------------------------- jwt_simple_diff: keys and inputs
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P384_ORDER = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16)
+
+
+def diff_keys():
+    """One private JWK per key family the filter and jwt-simple both verify (RSA-2048 serves RS* and PS*)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    rng = random.Random("gateway_filter fuzz jwt_simple_diff rsa-2048")
+    e = 65537
+    p, q = _prime(rng, 1024, e), _prime(rng, 1024, e)
+    d = pow(e, -1, (p - 1) * (q - 1))
+    keys = [{"kty": "RSA", "kid": "d-rsa", "n": b64(uint(p * q)), "e": b64(uint(e)), "d": b64(uint(d)),
+             "p": b64(uint(p)), "q": b64(uint(q)), "dp": b64(uint(d % (p - 1))), "dq": b64(uint(d % (q - 1))),
+             "qi": b64(uint(pow(q, -1, p)))}]
+    for kid, crv, curve, order, size in (("d-p256", "P-256", ec.SECP256R1(), P256_ORDER, 32),
+                                         ("d-p384", "P-384", ec.SECP384R1(), P384_ORDER, 48)):
+        scalar = int.from_bytes(hashlib.sha512(f"gateway_filter fuzz jwt_simple_diff {crv}".encode()).digest(), "big")
+        scalar = scalar % (order - 1) + 1
+        point = ec.derive_private_key(scalar, curve).public_key().public_numbers()
+        keys.append({"kty": "EC", "kid": kid, "crv": crv, "x": b64(point.x.to_bytes(size, "big")),
+                     "y": b64(point.y.to_bytes(size, "big")), "d": b64(scalar.to_bytes(size, "big"))})
+    seed = hashlib.sha256(b"gateway_filter fuzz jwt_simple_diff ed25519").digest()
+    x = ed25519.Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    keys.append({"kty": "OKP", "kid": "d-ed", "crv": "Ed25519", "x": b64(x), "d": b64(seed)})
+    return {"keys": keys}
+
+
+# The input layout of harness::jwt_simple_diff (keep in step with tests/fuzz/harness/jwt_simple_diff.rs):
+# byte 0 = mode << 6 | algorithm index; in mutation mode, 4 bytes per operation: code, a, b, c.
+DIFF_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+DIFF_MUTATE, DIFF_SIGN, DIFF_RAW = 0, 2, 3
+DIFF_OPS = ["set_claim", "set_header", "remove", "duplicate", "edit_json", "shape", "flip_text", "insert_text",
+            "delete_text", "truncate", "segments", "signature", "resign", "pss_salt", "reencode", "frame"]
+DIFF_CLAIMS = ["iss", "aud", "sub", "oid", "exp", "nbf", "iat", "jti", "nonce", "email", "groups", "azp", "x"]
+DIFF_HEADER = ["alg", "kid", "typ", "cty", "crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "salt", "b64", "x"]
+DIFF_VALUES = ["issuer", "issuer_slash", "audience", "other", "empty", "aud_array", "aud_other_first", "empty_array",
+               "aud_with_number", "near_now", "near_now_half", "in_an_hour", "big", "negative", "numeric_string",
+               "null", "bool", "object", "small", "alg", "kid", "typ", "crit", "special", "long", "nested"]
+DIFF_SHAPES = ["array", "leading_spaces", "trailing_spaces", "bom", "non_utf8_member", "lone_surrogate_member",
+               "escaped_names", "empty_object"]
+HEADER, CLAIMS = 0, 1
+
+
+def op(name, a=0, b=0, c=0):
+    return bytes([DIFF_OPS.index(name), a, b, c])
+
+
+def diff_input(alg, *ops):
+    return bytes([DIFF_MUTATE << 6 | DIFF_ALGS.index(alg)]) + b"".join(ops)
+
+
+def claim(name, value, arg=0):
+    return op("set_claim", DIFF_CLAIMS.index(name), DIFF_VALUES.index(value), arg)
+
+
+def header(name, value, arg=0):
+    return op("set_header", DIFF_HEADER.index(name), DIFF_VALUES.index(value), arg)
+
+
+def shape(which, kind, arg=0):
+    return op("shape", which, DIFF_SHAPES.index(kind), arg)
+
+
+def diff_seeds():
+    seeds = {f"valid_{alg}": diff_input(alg) for alg in DIFF_ALGS}
+    seeds.update({
+        "exp_at_now_minus_skew": diff_input("RS256", claim("exp", "near_now", 68)),
+        "nbf_half_past_skew": diff_input("ES256", claim("nbf", "near_now_half", 188)),
+        "iat_big": diff_input("PS256", claim("iat", "big", 1)),
+        "no_exp": diff_input("EdDSA", op("remove", CLAIMS, DIFF_CLAIMS.index("exp"))),
+        "no_sub": diff_input("ES384", op("remove", CLAIMS, DIFF_CLAIMS.index("sub"))),
+        "sub_number": diff_input("RS384", claim("sub", "small", 7)),
+        "aud_other": diff_input("RS512", claim("aud", "aud_other_first")),
+        "iss_slash": diff_input("PS384", claim("iss", "issuer_slash")),
+        "duplicate_claim": diff_input("PS512", op("duplicate", CLAIMS, DIFF_CLAIMS.index("email"), DIFF_VALUES.index("small"))),
+        "deep_claim": diff_input("EdDSA", claim("x", "nested", 40)),
+        "crit_empty": diff_input("RS256", header("crit", "crit", 0)),
+        "typ_jose": diff_input("ES256", header("typ", "typ", 3)),
+        "kid_other": diff_input("ES384", header("kid", "kid", 5)),
+        "no_kid": diff_input("PS256", op("remove", HEADER, DIFF_HEADER.index("kid"))),
+        "alg_ed25519": diff_input("EdDSA", header("alg", "alg", 9)),
+        "alg_none": diff_input("RS256", header("alg", "alg", 10)),
+        "alg_ps_signed_rs": diff_input("RS256", header("alg", "alg", 3)),
+        "salt_not_base64": diff_input("ES256", header("salt", "other")),
+        "long_header": diff_input("RS256", header("x", "long", 130)),
+        "header_spaces": diff_input("EdDSA", shape(HEADER, "leading_spaces", 2)),
+        "header_array": diff_input("ES256", shape(HEADER, "array")),
+        "header_non_utf8": diff_input("RS256", shape(HEADER, "non_utf8_member")),
+        "claims_escaped_names": diff_input("PS384", shape(CLAIMS, "escaped_names")),
+        "edit_claims": diff_input("ES384", op("edit_json", CLAIMS | 1 << 1, 1, ord(" "))),  # insert a space
+        "flip_signature": diff_input("RS256", op("flip_text", 2, 0, 3)),
+        "insert_dot": diff_input("EdDSA", op("insert_text", 0, 20, ord("."))),
+        "truncate": diff_input("ES256", op("truncate", 0, 200)),
+        "swap_segments": diff_input("PS256", op("segments", 0, 1, 0)),
+        "signature_leading_zero": diff_input("RS512", op("signature", 0)),
+        "ecdsa_n_minus_s": diff_input("ES256", op("signature", 4)),
+        "ed25519_s_plus_l": diff_input("EdDSA", op("signature", 4)),
+        "resign_es256_as_rs256": diff_input("RS256", op("resign", DIFF_ALGS.index("ES256"))),
+        "pss_salt_0": diff_input("PS256", op("pss_salt", 0)),
+        "padded_claims": diff_input("RS256", op("reencode", CLAIMS, 1)),
+        "stray_bits_header": diff_input("EdDSA", op("reencode", HEADER, 2)),
+        "framed": diff_input("EdDSA", op("frame", 0)),
+    })
+    ed_claims = compact(claims(nbf=None, tenant=None, scp=None))
+    seeds["signed_template"] = bytes([DIFF_SIGN << 6 | DIFF_ALGS.index("ES256")]) + \
+        f'<<{{"alg":"ES256","kid":"d-p256"}}>>.<<{ed_claims.decode()}>>'.encode()
+    seeds["signed_template_crit"] = bytes([DIFF_SIGN << 6 | DIFF_ALGS.index("EdDSA")]) + \
+        f'<<{{"alg":"EdDSA","crit":[]}}>>.<<{ed_claims.decode()}>>'.encode()
+    seeds["raw_unsigned"] = bytes([DIFF_RAW << 6]) + f'<<{{"alg":"RS256"}}>>.<<{ed_claims.decode()}>>.AAAA'.encode()
+    seeds["raw_fixture_token"] = bytes([DIFF_RAW << 6]) + GOOD[0][0].encode()
+    return seeds
+
+
 # ---------------------------------------------------------------- protobuf Struct encoder
 
 def varint(n: int) -> bytes:
@@ -310,6 +428,7 @@ def main():
     write(fixture, "jwks.json", json.dumps(jwks(), indent=1) + "\n")
     write(fixture, "good_tokens.txt", "".join(tok + "\n" for tok, _ in GOOD))
     write(fixture, "signed_tokens.txt", "".join(tok + "\n" for tok, _ in GOOD + SIGNED_BAD))
+    write(fixture, "diff_keys.json", json.dumps(diff_keys(), indent=1) + "\n")
 
     seeds = HERE / "seeds"
     if seeds.exists():
@@ -418,6 +537,11 @@ def main():
     write(d, "pss_top_byte", bytes([0x13, 0, 0, 0x80]))
     write(d, "sig_plus_n", bytes([0x52, 0, 0]))
     write(d, "sig_bit_flip", bytes([0x40, 0, 200, 0x01]))
+
+    # jwt_simple_diff: byte 0 picks the mode and algorithm, then operations of 4 bytes (see the harness)
+    d = seeds / "jwt_simple_diff"
+    for name, data in diff_seeds().items():
+        write(d, name, data)
 
 
 if __name__ == "__main__":

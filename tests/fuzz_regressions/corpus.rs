@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::harness;
 
-fn replay(target: &str, run: fn(&[u8])) {
+pub fn replay(target: &str, run: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut inputs = 0;
     let mut failures = Vec::new();

@@ -11,6 +11,7 @@ mod corpus;
 mod decision;
 mod discovery;
 mod jwks;
+mod jwt_simple_diff;
 mod opaque_answer;
 mod rsa_signature;
 mod token;

@@ -860,3 +860,8 @@ pub fn rsa_verdict(data: &[u8]) -> Option<bool> {
         Some(ours)
     })
 }
+
+// ------------------------------------------------------------------------------------------------
+// jwt_simple_diff: the filter's verdict against jwt-simple's on mutated, validly signed tokens
+
+pub mod jwt_simple_diff;
