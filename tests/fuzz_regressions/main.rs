@@ -13,5 +13,6 @@ mod discovery;
 mod jwks;
 mod jwt_simple_diff;
 mod opaque_answer;
+mod p256_signature;
 mod rsa_signature;
 mod token;

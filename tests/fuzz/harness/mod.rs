@@ -865,3 +865,8 @@ pub fn rsa_verdict(data: &[u8]) -> Option<bool> {
 // jwt_simple_diff: the filter's verdict against jwt-simple's on mutated, validly signed tokens
 
 pub mod jwt_simple_diff;
+
+// ------------------------------------------------------------------------------------------------
+// p256_signature: `p256_verify` against the `p256` crate on mutated, validly signed ES256 signatures
+
+pub mod p256_signature;
