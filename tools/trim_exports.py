@@ -103,8 +103,13 @@ def main():
         sys.exit(__doc__.strip().splitlines()[-1])
     with open(sys.argv[1], "rb") as f:
         module = f.read()
+    try:
+        trimmed = trim(module)
+    except ValueError as e:
+        # Nothing is written: a stale or empty output must not look like a finished build.
+        sys.exit(f"trim_exports: {sys.argv[1]}: {e}")
     with open(sys.argv[2], "wb") as f:
-        f.write(trim(module))
+        f.write(trimmed)
 
 
 if __name__ == "__main__":

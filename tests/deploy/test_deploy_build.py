@@ -4,7 +4,9 @@ callbacks the filter implements, and the tool refuses what it cannot trim safely
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +66,13 @@ def test_trim_refuses_a_module_without_the_sdk_exports() -> None:
 def test_trim_refuses_what_is_not_wasm() -> None:
     with pytest.raises(ValueError, match="not a Wasm module"):
         trim_exports.trim(b"\x7fELF\x02\x01\x01\0")
+
+
+def test_tool_writes_nothing_when_it_refuses(tmp_path: Path) -> None:
+    source, out = tmp_path / "in.wasm", tmp_path / "out.wasm"
+    source.write_bytes(module_with_exports("proxy_on_request_headers"))
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "trim_exports.py"), str(source), str(out)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "exports not found" in result.stderr
+    assert not out.exists()
