@@ -35,7 +35,6 @@ Python stdlib plus `cryptography`. Every child process is stopped by its PID on 
 from __future__ import annotations
 
 import base64
-import ctypes
 import datetime as dt
 import hashlib
 import http.client
@@ -47,7 +46,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,7 +59,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import trim_exports  # noqa: E402
+from procs import free_port, spawn, stop, stop_all, wasm_memory  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -347,57 +347,6 @@ def render_config(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path], ups
 
 
 # ---- processes ----------------------------------------------------------------------------------------
-CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _child_setup(cpu: int | None) -> Any:
-    def setup() -> None:
-        if cpu is not None:
-            try:
-                os.sched_setaffinity(0, {cpu})
-            except OSError:
-                pass
-        try:  # SIGTERM to the child if this runner dies without cleaning up
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-        except Exception:  # noqa: BLE001
-            pass
-    return setup
-
-
-def spawn(cmd: list[str], cpu: int | None, out: Any, env: dict[str, str] | None = None,
-          ) -> subprocess.Popen[bytes]:
-    # Own session: a Ctrl-C reaches only this runner, which then stops the children by PID.
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=str(REPO), env=env, start_new_session=True,
-                            preexec_fn=_child_setup(cpu))
-    CHILDREN[proc.pid] = proc
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-    CHILDREN.pop(proc.pid, None)
-
-
-def stop_all() -> None:
-    for proc in list(CHILDREN.values()):
-        stop(proc)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -424,7 +373,7 @@ class Envoy:
     def start(self, config_text: str, timeout: float = 60.0) -> None:
         self.config.write_text(config_text)
         with open(self.log, "wb") as out:
-            self.proc = spawn(self.command(), self.cpu, out)
+            self.proc = spawn(self.command(), out, cpu=self.cpu)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -505,35 +454,6 @@ class Envoy:
         return snap
 
 
-def wasm_memory(pid: int) -> dict[str, int]:
-    """Each Wasm instance's linear memory, as V8 lays it out on Linux x86-64: one reservation of
-    about 8 GiB, whose accessible start (the module's current memory.size) is a read-write
-    anonymous mapping and whose rest stays PROT_NONE. For every PROT_NONE anonymous mapping of at
-    least 7 GiB, the read-write mapping that ends where it starts is that instance's memory: its
-    Size is the linear memory, its Rss the part touched. Envoy runs one instance per thread that
-    uses the plugin plus one for configuration. Best effort: another layout shows as count 0."""
-    maps: list[list[Any]] = []
-    try:
-        text = Path(f"/proc/{pid}/smaps").read_text()
-    except OSError:
-        return {"count": 0, "size": 0, "rss": 0}
-    for line in text.splitlines():
-        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-            parts = line.split()
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            maps.append([start, end, parts[1], len(parts) < 6, 0])
-        elif line.startswith("Rss:") and maps:
-            maps[-1][4] = int(line.split()[1]) * 1024
-    count = size = rss = 0
-    for prev, cur in zip(maps, maps[1:]):
-        if (cur[2] == "---p" and cur[3] and cur[1] - cur[0] >= 7 << 30 and prev[1] == cur[0]
-                and prev[2] == "rw-p" and prev[3]):
-            count += 1
-            size += prev[1] - prev[0]
-            rss += prev[4]
-    return {"count": count, "size": size, "rss": rss}
-
-
 def cpu_busy() -> dict[int, float]:
     """Busy seconds of each CPU since boot (/proc/stat: everything but idle and iowait)."""
     out = {}
@@ -593,7 +513,7 @@ def run_wrk(wrk: str, port: int, seconds: int, tokens: Path, offset: int, cpu: i
     out_path = workdir / f"wrk-{name}.txt"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out_path, "wb") as out:
-        proc = spawn(cmd, cpu, out, env)
+        proc = spawn(cmd, out, env, cpu)
         try:
             rc = proc.wait(timeout=seconds + 60)
         finally:

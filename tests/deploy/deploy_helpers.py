@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,6 +24,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from procs import free_port  # noqa: E402,F401 - the tests take it from here
 ISTIO_DIR = REPO / "envoy" / "istio"
 ENVOY_GATEWAY_DIR = REPO / "envoy" / "envoy-gateway"
 MANIFEST_DIRS = (ISTIO_DIR, ENVOY_GATEWAY_DIR)
@@ -119,12 +121,6 @@ def find_wasm() -> Path:
     if WASM.read_bytes()[:4] != b"\0asm" or size < MIN_WASM_BYTES:
         pytest.fail(f"{WASM} ({size} bytes) is not a built filter: run `make build`")
     return WASM
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def static_cluster(name: str, port: int) -> dict[str, Any]:

@@ -7,8 +7,6 @@ DestinationRule; the stand-in speaks plain HTTP)."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deploy_helpers import envoy_config, find_envoy, find_wasm, istio_plugin_config, named_clusters, static_cluster
+import procs  # noqa: E402 - tests/ is on sys.path once deploy_helpers is imported
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -50,9 +49,9 @@ def test_key_fetch_goes_to_the_istio_named_cluster(tmp_path: Path) -> None:
         cfg = envoy_config(wasm, config, [static_cluster(cluster, server.server_address[1])])
         path = tmp_path / "envoy.json"
         path.write_text(json.dumps(cfg), encoding="utf-8")
-        proc = subprocess.Popen(
+        proc = procs.spawn(
             [str(envoy), "-c", str(path), "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"],
-            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            log,
         )
         deadline = time.monotonic() + 30
         while not _Recorder.seen and time.monotonic() < deadline and proc.poll() is None:
@@ -63,13 +62,8 @@ def test_key_fetch_goes_to_the_istio_named_cluster(tmp_path: Path) -> None:
         assert (method, got_path, host) == ("GET", jwks.path, jwks.netloc)
         assert "refused (BadArgument)" not in output, output[-4000:]
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        if proc is not None:
+            procs.stop(proc)
         log.close()
         server.shutdown()
         server.server_close()

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import procs  # tests/ is on sys.path (conftest, tests/load/run.py)
 
 REPO = Path(__file__).resolve().parents[2]
 WASM = REPO / "dist" / "gateway_filter.wasm"
@@ -59,12 +59,6 @@ def find_wasm() -> Path:
         raise HarnessError(f"{WASM} ({size} bytes) is not a built filter (placeholder?): run `make build`")
     return WASM
 
-
-def free_port() -> int:
-    """A port that was free a moment ago and has nothing listening (for 'IdP down' cases)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- YAML (block style; scalars as JSON, which YAML reads as the same values) -------------------------
@@ -190,12 +184,8 @@ class Envoy:
                "--log-level", "info", "--component-log-level", "wasm:debug",
                "--use-dynamic-base-id", "--admin-address-path", str(self.admin_path),
                "--drain-time-s", "0", "--parent-shutdown-time-s", "1"]
-        log = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=str(REPO), preexec_fn=_die_with_parent)
-        finally:
-            log.close()
+        with open(self.log_path, "wb") as log:
+            self.proc = procs.spawn(cmd, log)
         self.started_at = time.monotonic()
         RUNNING.append(self)
         if wait:
@@ -248,16 +238,8 @@ class Envoy:
             return None
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-            except ProcessLookupError:
-                pass
+        if self.proc is not None:
+            procs.stop(self.proc)
         if self in RUNNING:
             RUNNING.remove(self)
 
@@ -308,15 +290,6 @@ class Envoy:
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: Linux sends it SIGTERM if the test process dies without cleaning up."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort, not on every libc
-        pass
 
 
 def stop_all() -> None:

@@ -96,7 +96,6 @@ failure and on Ctrl-C (children run in their own session and get SIGTERM if this
 
 from __future__ import annotations
 
-import ctypes
 import datetime as dt
 import hashlib
 import http.client
@@ -129,6 +128,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
 from e2e.e2e_harness import HarnessError, envoy_config, find_envoy, find_wasm, to_yaml  # noqa: E402
+from procs import spawn, stop, stop_all, wasm_memory  # noqa: E402
 from standins.idp import IdP, Keys  # noqa: E402
 
 
@@ -381,42 +381,6 @@ def write_plan(path: Path, ks: list[Klass], tl: Timeline) -> Path:
 
 
 # ---- processes ------------------------------------------------------------------------------------------
-CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _child_setup() -> None:
-    try:  # SIGTERM to the child if this runner dies without cleaning up
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort
-        pass
-
-
-def spawn(cmd: list[str], out: Any, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    # Own session: a Ctrl-C reaches only this runner, which then stops the children by PID.
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=str(REPO), env=env, start_new_session=True, preexec_fn=_child_setup)
-    CHILDREN[proc.pid] = proc
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-    CHILDREN.pop(proc.pid, None)
-
-
-def stop_all() -> None:
-    for proc in list(CHILDREN.values()):
-        stop(proc)
-
-
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -494,33 +458,6 @@ class Envoy:
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_text().splitlines()
         return f"---- last lines of {self.log} ----\n" + "\n".join(text[-lines:])
-
-
-def wasm_memory(pid: int) -> dict[str, int]:
-    """The Wasm instances' linear memories, as V8 lays them out on Linux x86-64 (the method of
-    bench/run.py): each is a read-write anonymous mapping directly followed by a PROT_NONE anonymous
-    reservation of at least 7 GiB; the mapping's Size is the instance's memory.size, its Rss the part
-    touched. count 0 when the layout differs."""
-    maps: list[list[Any]] = []
-    try:
-        text = Path(f"/proc/{pid}/smaps").read_text()
-    except OSError:
-        return {"count": 0, "size": 0, "rss": 0}
-    for line in text.splitlines():
-        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
-            parts = line.split()
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            maps.append([start, end, parts[1], len(parts) < 6, 0])
-        elif line.startswith("Rss:") and maps:
-            maps[-1][4] = int(line.split()[1]) * 1024
-    count = size = rss = 0
-    for prev, cur in zip(maps, maps[1:]):
-        if (cur[2] == "---p" and cur[3] and cur[1] - cur[0] >= 7 << 30 and prev[1] == cur[0]
-                and prev[2] == "rw-p" and prev[3]):
-            count += 1
-            size += prev[1] - prev[0]
-            rss += prev[4]
-    return {"count": count, "size": size, "rss": rss}
 
 
 # ---- Envoy configurations -------------------------------------------------------------------------------
@@ -1139,7 +1076,6 @@ class Run:
 
     # -- report
     def report(self) -> str:
-        tl = self.tl
         ok = all(c.ok for c in self.checks)
         lines: list[str] = []
         add = lines.append
@@ -1155,8 +1091,8 @@ class Run:
         cmd_env = " ".join(f"{k}={os.environ[k]}" for k in ("LOAD_SECONDS", "LOAD_RPS", "LOAD_USERS", "LOAD_SKIP",
                                                              "LOAD_ROTATION", "LOAD_WASM")
                            if os.environ.get(k))
-        add(f"# Load test results\n")
-        add(f"Written by `tests/load/run.py` (`make loadtest`); each run replaces this file.\n")
+        add("# Load test results\n")
+        add("Written by `tests/load/run.py` (`make loadtest`); each run replaces this file.\n")
         add(f"- **Verdict: {'PASS' if ok else 'FAIL'}** ({sum(c.ok for c in self.checks)}/{len(self.checks)} checks)")
         add(f"- Date: {now:%Y-%m-%d %H:%M} UTC; duration {self.ended - self.started:.0f}s in total, "
             f"{SECONDS}s of load")
@@ -1208,7 +1144,7 @@ class Run:
             f"Sanity requests before the load reached the upstream too (class `sanity`: "
             f"{self.upstream_counts.get('sanity', 0)}).")
         if hasattr(self, "workers"):
-            add(f"Connections per gateway worker during the load: "
+            add("Connections per gateway worker during the load: "
                 + ", ".join(f"{w} {n}" for w, n in sorted(self.workers.items())) + ".")
         add("")
         if hasattr(self, "metric_moved"):
