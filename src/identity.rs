@@ -19,7 +19,9 @@ pub struct Identity {
     pub user_id: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub groups: Vec<String>,
+    /// The groups header's value, joined once here rather than on every request a cached
+    /// identity serves (`join_groups`); empty for no groups.
+    pub groups: String,
     pub provider: String,
     /// Entra `tid`, when the token has one.
     pub tenant_id: Option<String>,
@@ -43,7 +45,7 @@ impl Identity {
             .ok_or(AuthError::NoUserId)?;
         let text =
             |name: &str| claims.get(name).and_then(Value::as_str).map(header_safe).filter(|v| !v.is_empty());
-        let groups = match claims.get("groups") {
+        let groups: Vec<String> = match claims.get("groups") {
             Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
             Some(Value::String(one)) => vec![one.clone()],
             _ => Vec::new(),
@@ -52,7 +54,7 @@ impl Identity {
             user_id,
             email: text("email"),
             name: text("name"),
-            groups,
+            groups: join_groups(&groups),
             provider: provider.name.clone(),
             tenant_id: text("tid"),
             groups_overage: policy::groups_left_out(claims),
@@ -64,7 +66,7 @@ impl Identity {
             user_id: key.name.clone(),
             email: None,
             name: None,
-            groups: key.groups.clone(),
+            groups: join_groups(&key.groups),
             provider: API_KEY_PROVIDER.to_owned(),
             tenant_id: None,
             groups_overage: false,
@@ -72,24 +74,23 @@ impl Identity {
     }
 
     /// The identity headers to set upstream; absent values produce no header.
-    pub fn headers<'n>(&self, names: &'n HeaderNames) -> Vec<(&'n str, String)> {
-        let mut out = vec![(names.user_id.as_str(), self.user_id.clone())];
+    pub fn headers<'a, 'n>(&'a self, names: &'n HeaderNames) -> Vec<(&'n str, &'a str)> {
+        let mut out = vec![(names.user_id.as_str(), self.user_id.as_str())];
         if let Some(email) = &self.email {
-            out.push((&names.email, email.clone()));
+            out.push((&names.email, email));
         }
         if let Some(name) = &self.name {
-            out.push((&names.name, name.clone()));
+            out.push((&names.name, name));
         }
-        let groups = join_groups(&self.groups);
-        if !groups.is_empty() {
-            out.push((&names.groups, groups));
+        if !self.groups.is_empty() {
+            out.push((&names.groups, &self.groups));
         }
-        out.push((&names.provider, self.provider.clone()));
+        out.push((&names.provider, &self.provider));
         if let Some(tenant) = &self.tenant_id {
-            out.push((&names.tenant_id, tenant.clone()));
+            out.push((&names.tenant_id, tenant));
         }
         if self.groups_overage {
-            out.push((&names.groups_overage, "true".to_owned()));
+            out.push((&names.groups_overage, "true"));
         }
         out
     }

@@ -59,7 +59,7 @@ fn size_of(entry: &Verified) -> usize {
         + identity.user_id.len()
         + identity.email.as_ref().map_or(0, String::len)
         + identity.name.as_ref().map_or(0, String::len)
-        + identity.groups.iter().map(|g| g.len() + 24).sum::<usize>()
+        + identity.groups.len()
         + identity.provider.len()
         + identity.tenant_id.as_ref().map_or(0, String::len)
 }
@@ -204,7 +204,7 @@ mod tests {
                 user_id: format!("user-{n:03}"),
                 email: None,
                 name: None,
-                groups: vec![],
+                groups: String::new(),
                 provider: "p".into(),
                 tenant_id: None,
                 groups_overage: false,

@@ -109,7 +109,7 @@ fn apply(
                 }
             }
             for (name, value) in identity.headers(&shared.config.headers) {
-                if host::set_request_header(name, &value).is_err() {
+                if host::set_request_header(name, value).is_err() {
                     return deny(shared, AuthError::Malformed, context_id);
                 }
             }

@@ -248,7 +248,7 @@ fn entra_v2_id_token_keys_on_oid() {
     assert_eq!(identity.email.as_deref(), Some("ada@acme.com"));
     assert!(!identity.groups_overage);
     let names = gate().headers;
-    assert!(identity.headers(&names).contains(&("x-gateway-tenant-id", TENANT.to_owned())));
+    assert!(identity.headers(&names).contains(&("x-gateway-tenant-id", TENANT)));
 }
 
 #[test]
@@ -310,7 +310,7 @@ fn entra_groups_overage_in_both_forms() {
     let identity = allowed(judge(&gate(), rs256(), overage));
     assert!(identity.groups_overage);
     assert!(identity.groups.is_empty());
-    assert!(identity.headers(&gate().headers).contains(&("x-gateway-groups-overage", "true".to_owned())));
+    assert!(identity.headers(&gate().headers).contains(&("x-gateway-groups-overage", "true")));
 
     let tenant2 = "11111111-1111-1111-1111-111111111111";
     let implicit = with_times(json!({

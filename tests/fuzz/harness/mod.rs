@@ -426,7 +426,7 @@ pub fn decision_fixture() -> DecisionFixture {
         user_id: "opaque-user".into(),
         email: Some("ada@acme.com".into()),
         name: None,
-        groups: vec!["eng".into()],
+        groups: "eng".into(),
         provider: "sso".into(),
         tenant_id: None,
         groups_overage: false,
