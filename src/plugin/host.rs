@@ -12,7 +12,12 @@ use crate::reply::Reply;
 pub fn request_headers() -> Result<Vec<(String, String)>, Status> {
     Ok(hostcalls::get_map_bytes(MapType::HttpRequestHeaders)?
         .into_iter()
-        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .map(|(name, value)| {
+            // Takes the bytes as they are when they are UTF-8 (always, for a credential): no copy.
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+            (name, value)
+        })
         .collect())
 }
 
