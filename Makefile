@@ -60,7 +60,7 @@ dist: build
 oci: build
 	deploy/oci.sh
 
-# Throughput and latency against plain Envoy, a no-op Wasm filter (bench/noop) and native jwt_authn (~12 min; needs wrk). Settings:
+# Throughput and latency against plain Envoy, Wasm baselines (bench/noop) and native jwt_authn (~12 min; needs wrk). Settings:
 # BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS, ... (bench/run.py). Refreshes BENCHMARKS.md.
 bench: build check-envoy
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml

@@ -85,6 +85,12 @@ NATIVE_CACHE_SIZE = 1000
 # filter also sets x-gateway-provider, which jwt_authn has no claim for.
 IDENTITY_CLAIMS = [("x-gateway-user-id", "sub"), ("x-gateway-user-email", "email"),
                    ("x-gateway-user-name", "name"), ("x-gateway-user-groups", "groups")]
+# What the wasm-headers baseline does to each request: what this filter does on a cache hit for a
+# warm-pool user (the credential removed, the identity headers set), values of the same lengths.
+HEADER_EDITS = "\n".join(["-authorization", "x-gateway-user-id: user-000042",
+                          "x-gateway-user-email: user-000042@bench.example",
+                          "x-gateway-user-name: Bench User user 42",
+                          "x-gateway-user-groups: eng,ml-platform", "x-gateway-provider: bench"])
 
 
 def env_int(name: str, default: int, minimum: int = 1) -> int:
@@ -245,7 +251,7 @@ def mint_pools(keys: Keys, workdir: Path) -> dict[str, Path]:
 @dataclass(frozen=True)
 class Variant:
     id: str
-    kind: str             # none | noop-sdk | noop | native | native-cache | native-headers | filter
+    kind: str             # none | noop-sdk | noop | noop-headers | native | native-cache | native-headers | filter
     alg: str              # RS256 | ES256 | "" (no auth)
     pool: str             # token file key
     label: str
@@ -261,7 +267,11 @@ def all_variants() -> list[Variant]:
                    "a Wasm filter that does nothing, every SDK callback exported", 200, (200, 200), ""),
            Variant("wasm-noop", "noop", "", "warm-rs256",
                    "the same with the callbacks it leaves at their default not exported "
-                   "(tools/trim_exports.py, as `make build` does for this filter)", 200, (200, 200), "")]
+                   "(tools/trim_exports.py, as `make build` does for this filter)", 200, (200, 200), ""),
+           Variant("wasm-headers", "noop-headers", "", "warm-rs256",
+                   "the same module, trimmed, making the host calls of this filter's cache hit and "
+                   "nothing else: reads the request headers, removes `authorization`, sets the five "
+                   "identity headers to fixed values", 200, (200, 200), "")]
     for alg in ("RS256", "ES256"):
         a = alg.lower()
         out += [
@@ -298,7 +308,7 @@ def select_variants(variants: list[Variant]) -> list[Variant]:
     return chosen
 
 
-def wasm_filter(wasm: Path, plugin: dict[str, Any] | None) -> dict[str, Any]:
+def wasm_filter(wasm: Path, plugin: dict[str, Any] | None, text: str | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "name": "llm_gateway_auth", "root_id": "llm_gateway_auth", "failure_policy": "FAIL_CLOSED",
         "vm_config": {"vm_id": "llm_gateway_auth", "runtime": "envoy.wasm.runtime.v8",
@@ -306,6 +316,9 @@ def wasm_filter(wasm: Path, plugin: dict[str, Any] | None) -> dict[str, Any]:
     if plugin is not None:
         config["configuration"] = {"@type": "type.googleapis.com/google.protobuf.Struct",
                                    "value": plugin}
+    if text is not None:
+        config["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                   "value": text}
     return {"name": "envoy.filters.http.wasm", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config}}
 
@@ -317,6 +330,8 @@ def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> l
         return [router]
     if v.kind in noop:
         return [wasm_filter(noop[v.kind], None), router]
+    if v.kind == "noop-headers":
+        return [wasm_filter(noop["noop"], None, HEADER_EDITS), router]
     if v.kind in ("native", "native-cache", "native-headers"):
         provider: dict[str, Any] = {"issuer": ISSUER, "audiences": [AUDIENCE],
                                     "local_jwks": {"inline_string": keys.jwks}, "forward": False}
@@ -693,7 +708,7 @@ def summarize(variants: list[Variant], results: list[Measurement]) -> list[dict[
 
 
 def load_label(v: Variant, ms: list[Measurement]) -> str:
-    if v.kind in ("none", "noop-sdk", "noop"):
+    if v.kind in ("none", "noop-sdk", "noop", "noop-headers"):
         return f"{USERS} users' tokens, unchecked"
     if v.pool.startswith("warm"):
         return f"{USERS} users, reused"
@@ -902,7 +917,10 @@ a timing.
 - **Variants**: no auth; a Wasm filter that does nothing (`bench/noop`: the proxy-wasm Rust SDK
   with every callback at its default), as the SDK builds it and with the unused callbacks' exports
   dropped (`tools/trim_exports.py`, which `make build` applies to this filter): what any Wasm
-  filter costs before it does any work; native jwt_authn without cache (cold tokens), with
+  filter costs before it does any work; the same trimmed module configured to make the host calls
+  of this filter's cache hit and nothing else (`wasm-headers`: read the request headers, remove
+  `authorization`, set the five identity headers to fixed values): what this job costs in Wasm
+  before any verifying or caching; native jwt_authn without cache (cold tokens), with
   `jwt_cache_config.jwt_cache_size: 1000` (warm tokens), and with its cache plus
   `claim_to_headers` for `sub`, `email`, `name` and `groups` (the identity headers this filter
   writes: the same job), all with `forward: false` and a rule for prefix `/`; this filter cold,
