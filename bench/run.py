@@ -717,7 +717,8 @@ def load_label(v: Variant, ms: list[Measurement]) -> str:
     if reused and v.kind == "native":
         # no cache: sending a token again costs the same as a new one
         return f"pool of {COLD_TOKENS:,} distinct tokens, cycled"
-    return kind + (f" ({reused:.0%} reused: pool of {COLD_TOKENS} ran out)" if reused else "")
+    share = f"{reused:.0%}" if reused >= 0.005 else "under 1%"
+    return kind + (f" ({share} reused: pool of {COLD_TOKENS} ran out)" if reused else "")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
