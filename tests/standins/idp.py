@@ -53,13 +53,19 @@ import sys
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+# A script (`python tests/standins/idp.py`) or the `standins` package (tests put tests/ on the path).
+if __package__:
+    from .serving import Served
+else:
+    from serving import Served
 
 HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 DEFAULT_KID = {"RS": "rsa-1", "PS": "rsa-1", "ES256": "ec-1", "ES384": "ec-384", "EdDSA": "ed-1"}
@@ -143,8 +149,11 @@ def encode_jwt(header: dict[str, Any], claims: dict[str, Any], key: Any) -> str:
     return signing_input.decode() + "." + b64url(sign(header.get("alg", "none"), key, signing_input))
 
 
-class IdP:
-    """The stand-in. Thread-safe enough for tests: mode and counters are read/written under a lock."""
+class IdP(Served):
+    """The stand-in. Thread-safe enough for tests: mode and counters are read/written under a lock.
+    Its port, once picked, is kept: mode "down" closes it and any other mode binds it again."""
+
+    name = "idp"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, issuer: str | None = None,
                  audience: str = "claude-desktop", keys: Keys | None = None, jwks_uri: str | None = None,
@@ -169,39 +178,9 @@ class IdP:
         self.jwks_kids: list[str] | None = None    # None = all keys; else only these kids are served
         self.extra_jwks: list[dict[str, Any]] = []  # served after the keys above (hand-made JWKs)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # ---- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "IdP":
-        idp = self
-
-        class Handler(_IdPHandler):
-            owner = idp
-
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]   # keep the port: "down" then "normal" rebinds it
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                         name=f"idp:{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "IdP":
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _IdPHandler
 
     # ---- steering ----------------------------------------------------------------------------------
     def set_mode(self, mode: str, delay: float | None = None) -> None:

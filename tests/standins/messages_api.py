@@ -35,9 +35,15 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+# A script (`python tests/standins/messages_api.py`) or the `standins` package.
+if __package__:
+    from .serving import Served
+else:
+    from serving import Served
 
 MAX_BODY = 64 * 1024 * 1024
 KEEP_BODY = 1024 * 1024
@@ -101,7 +107,9 @@ def sse_events(model: str, deltas: int, msg_id: str) -> list[bytes]:
     return out
 
 
-class MessagesAPI:
+class MessagesAPI(Served):
+    name = "messages-api"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, event_delay: float = 0.05,
                  deltas: int = 3) -> None:
         self.host = host
@@ -110,38 +118,9 @@ class MessagesAPI:
         self.deltas = deltas
         self.records: list[Recorded] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> "MessagesAPI":
-        api = self
-
-        class Handler(_Handler):
-            owner = api
-
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                         name=f"messages-api:{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "MessagesAPI":
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     @property
     def url(self) -> str:
