@@ -293,6 +293,15 @@ fn every_listed_difference() {
             lenient(Stage::Header, "jwt-simple caps the header at 8 KiB"),
         ),
         (
+            // tests/fuzz_regressions/inputs/jwt_simple_diff/negative_iat
+            mutate(RS256, &[set_claim("iat", "negative", 0)]),
+            lenient(Stage::Claims, "jwt-simple refuses negative NumericDates"),
+        ),
+        (
+            mutate(ES384, &[set_claim("nbf", "negative", 0)]),
+            lenient(Stage::Claims, "jwt-simple refuses negative NumericDates"),
+        ),
+        (
             mutate(RS384, &[set_claim("sub", "small", 7)]),
             lenient(Stage::Claims, "jwt-simple types sub, jti and nonce"),
         ),

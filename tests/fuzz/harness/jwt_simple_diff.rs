@@ -1028,6 +1028,18 @@ pub const JWT_SIMPLE_STRICTER: &[Refusal] = &[
     }),
     (
         Stage::Claims,
+        "jwt-simple refuses negative NumericDates; RFC 7519 §2 counts seconds from 1970 and does not \
+         forbid earlier ones, so to the filter a negative nbf or iat is in the past (a negative exp \
+         has expired: both refuse it)",
+        |c, e| {
+            e.downcast_ref::<serde_json::Error>().is_some()
+                && ["nbf", "iat"]
+                    .iter()
+                    .any(|name| c.claim(name).and_then(|v| v.as_f64()).is_some_and(|t| t < 0.0))
+        },
+    ),
+    (
+        Stage::Claims,
         "jwt-simple types sub, jti and nonce as strings; the filter ignores jti and nonce and reads \
          numeric user ids",
         |c, e| {
