@@ -291,6 +291,8 @@ CASES: list[Case] = [
          lambda i: jws(i, claims={"exp": _now() + 3600.5, "nbf": _now() - 5.25, "iat": _now() - 0.5}), OK),
     Case("exp-negative", "RFC7519-4.1.4",
          lambda i: jws(i, claims={"exp": -1, "nbf": None, "iat": None}), "token expired"),
+    Case("nbf-iat-negative", "RFC7519-2 NumericDate before 1970: in the past (jwt-simple refuses; listed)",
+         lambda i: jws(i, claims={"nbf": -1, "iat": -1}), OK),
     Case("exp-huge-1e300", "RFC7519-4.1.4 (far future)",
          lambda i: jws(i, claims={"exp": 1e300}), OK),
     Case("nbf-huge-1e300", "RFC7519-4.1.5",
