@@ -308,17 +308,14 @@ def select_variants(variants: list[Variant]) -> list[Variant]:
     return chosen
 
 
-def wasm_filter(wasm: Path, plugin: dict[str, Any] | None, text: str | None = None) -> dict[str, Any]:
+def wasm_filter(wasm: Path, configuration: dict[str, Any] | None) -> dict[str, Any]:
+    """The Wasm HTTP filter running `wasm`; `configuration`: its plugin configuration, an `Any`."""
     config: dict[str, Any] = {
         "name": "llm_gateway_auth", "root_id": "llm_gateway_auth", "failure_policy": "FAIL_CLOSED",
         "vm_config": {"vm_id": "llm_gateway_auth", "runtime": "envoy.wasm.runtime.v8",
                       "code": {"local": {"filename": str(wasm)}}}}
-    if plugin is not None:
-        config["configuration"] = {"@type": "type.googleapis.com/google.protobuf.Struct",
-                                   "value": plugin}
-    if text is not None:
-        config["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                   "value": text}
+    if configuration is not None:
+        config["configuration"] = configuration
     return {"name": "envoy.filters.http.wasm", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config}}
 
@@ -331,7 +328,8 @@ def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> l
     if v.kind in noop:
         return [wasm_filter(noop[v.kind], None), router]
     if v.kind == "noop-headers":
-        return [wasm_filter(noop["noop"], None, HEADER_EDITS), router]
+        edits = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": HEADER_EDITS}
+        return [wasm_filter(noop["noop"], edits), router]
     if v.kind in ("native", "native-cache", "native-headers"):
         provider: dict[str, Any] = {"issuer": ISSUER, "audiences": [AUDIENCE],
                                     "local_jwks": {"inline_string": keys.jwks}, "forward": False}
@@ -345,7 +343,8 @@ def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> l
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}, router]
     plugin = {"providers": [{"name": "bench", "issuer": ISSUER, "audiences": [AUDIENCE],
                              "jwks": {"inline": keys.jwks}}]}
-    return [wasm_filter(wasm, plugin), router]
+    struct = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": plugin}
+    return [wasm_filter(wasm, struct), router]
 
 
 def render_config(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path], upstream_port: int) -> str:
