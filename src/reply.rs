@@ -1,5 +1,9 @@
 //! The responses the filter sends itself, in the Messages API error shape. The only place that maps
 //! a reason to a status, an `error.type` and headers.
+//!
+//! Every answer carries `x-should-retry` (the official SDKs and Claude Code obey it before their own
+//! retry rules: `false` shows the reason at once instead of ~100 s of silent retries) and a
+//! `request-id` shaped like the Messages API's, which the denial's log line repeats.
 
 use crate::reason::AuthError;
 
@@ -7,6 +11,8 @@ use crate::reason::AuthError;
 const REALM: &str = "llm-gateway";
 /// Seconds a client should wait when the identity provider is unreachable.
 const RETRY_AFTER_SECONDS: &str = "5";
+/// Prefix of the filter's `request-id` values (the Messages API's own are `req_` + base62).
+pub const REQUEST_ID_PREFIX: &str = "req_gw_";
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -15,9 +21,17 @@ pub struct Reply {
     pub body: String,
 }
 
-pub fn deny(reason: AuthError) -> Reply {
+/// `request-id` value for 96 random bits: `req_gw_` + 24 lowercase hex digits.
+pub fn request_id(random: [u64; 2]) -> String {
+    let [high, low] = random;
+    format!("{REQUEST_ID_PREFIX}{:08x}{low:016x}", high & 0xffff_ffff)
+}
+
+/// The answer to a refused request; `request_id` comes from [`request_id`].
+pub fn deny(reason: AuthError, request_id: &str) -> Reply {
     let message = reason.client_message();
-    let mut headers = vec![("content-type", "application/json".to_owned())];
+    let mut headers =
+        vec![("content-type", "application/json".to_owned()), ("request-id", request_id.to_owned())];
     let challenge = |code: &str| {
         format!(
             "Bearer realm=\"{REALM}\", error=\"{code}\", error_description=\"{}\"",
@@ -25,11 +39,9 @@ pub fn deny(reason: AuthError) -> Reply {
         )
     };
     let (status, error_type) = match reason {
-        AuthError::KeysUnavailable | AuthError::IntrospectionUnavailable => {
-            headers.push(("retry-after", RETRY_AFTER_SECONDS.to_owned()));
+        AuthError::KeysUnavailable | AuthError::IntrospectionUnavailable | AuthError::NotConfigured => {
             (503, "api_error")
         }
-        AuthError::NotConfigured => (503, "api_error"),
         AuthError::MissingCredential => {
             // No credential presented: no error code (RFC 6750 §3.1).
             headers.push(("www-authenticate", format!("Bearer realm=\"{REALM}\"")));
@@ -45,6 +57,14 @@ pub fn deny(reason: AuthError) -> Reply {
             (401, "authentication_error")
         }
     };
+    if status == 503 {
+        // Temporary: the client may come back after `retry-after`.
+        headers.push(("retry-after", RETRY_AFTER_SECONDS.to_owned()));
+        headers.push(("x-should-retry", "true".to_owned()));
+    } else {
+        // The same credential gets the same answer: retrying only hides the reason.
+        headers.push(("x-should-retry", "false".to_owned()));
+    }
     let message_json = serde_json::Value::from(message).to_string();
     let body = format!(r#"{{"type":"error","error":{{"type":"{error_type}","message":{message_json}}}}}"#);
     Reply { status, headers, body }
@@ -59,13 +79,48 @@ fn quoted_string_safe(text: &str) -> String {
 mod tests {
     use super::*;
 
+    const ID: &str = "req_gw_0123456789abcdef01234567";
+
+    /// Every reason there is (a new one missing here still gets checked by the match in `deny`).
+    const REASONS: [AuthError; 29] = [
+        AuthError::MissingCredential,
+        AuthError::CredentialTooLarge,
+        AuthError::Malformed,
+        AuthError::AlgorithmNotAllowed,
+        AuthError::IssuerNotTrusted,
+        AuthError::KeyNotFound,
+        AuthError::BadSignature,
+        AuthError::Expired,
+        AuthError::NotYetValid,
+        AuthError::IssuedInFuture,
+        AuthError::NoExpiry,
+        AuthError::AudienceNotAllowed,
+        AuthError::NoUserId,
+        AuthError::UnknownApiKey,
+        AuthError::RequiredClaim,
+        AuthError::TenantNotAllowed,
+        AuthError::DomainNotAllowed,
+        AuthError::EmailNotVerified,
+        AuthError::TokenInactive,
+        AuthError::GraphToken,
+        AuthError::EntraV1Issuer,
+        AuthError::EntraV2Issuer,
+        AuthError::OktaOrgAccessToken,
+        AuthError::IssuerTrailingSlash,
+        AuthError::InsufficientScope,
+        AuthError::GroupsOverage,
+        AuthError::KeysUnavailable,
+        AuthError::IntrospectionUnavailable,
+        AuthError::NotConfigured,
+    ];
+
     fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
         reply.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     #[test]
     fn missing_credential_has_no_error_code() {
-        let reply = deny(AuthError::MissingCredential);
+        let reply = deny(AuthError::MissingCredential, ID);
         assert_eq!(reply.status, 401);
         assert_eq!(header(&reply, "www-authenticate"), Some("Bearer realm=\"llm-gateway\""));
         assert_eq!(
@@ -76,7 +131,7 @@ mod tests {
 
     #[test]
     fn invalid_token_names_the_reason() {
-        let reply = deny(AuthError::Expired);
+        let reply = deny(AuthError::Expired, ID);
         assert_eq!(reply.status, 401);
         assert_eq!(
             header(&reply, "www-authenticate"),
@@ -92,28 +147,60 @@ mod tests {
 
     #[test]
     fn policy_refusals_are_403() {
-        let reply = deny(AuthError::InsufficientScope);
+        let reply = deny(AuthError::InsufficientScope, ID);
         assert_eq!(reply.status, 403);
         assert_eq!(
             header(&reply, "www-authenticate"),
             Some("Bearer realm=\"llm-gateway\", error=\"insufficient_scope\", error_description=\"insufficient scope\"")
         );
         assert!(reply.body.contains("\"permission_error\""));
-        let reply = deny(AuthError::GroupsOverage);
+        let reply = deny(AuthError::GroupsOverage, ID);
         assert_eq!(reply.status, 403);
         assert!(reply.body.contains("\"permission_error\""));
     }
 
     #[test]
     fn unavailable_identity_provider_is_503_not_401() {
-        for reason in [AuthError::KeysUnavailable, AuthError::IntrospectionUnavailable] {
-            let reply = deny(reason);
+        for reason in
+            [AuthError::KeysUnavailable, AuthError::IntrospectionUnavailable, AuthError::NotConfigured]
+        {
+            let reply = deny(reason, ID);
             assert_eq!(reply.status, 503);
             assert_eq!(header(&reply, "www-authenticate"), None);
             assert_eq!(header(&reply, "retry-after"), Some("5"));
             let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
             assert_eq!(body["error"]["type"], "api_error");
         }
+    }
+
+    #[test]
+    fn refusals_say_do_not_retry_and_outages_say_when() {
+        for reason in REASONS {
+            let reply = deny(reason, ID);
+            assert_eq!(header(&reply, "request-id"), Some(ID), "{reason:?}");
+            match reply.status {
+                401 | 403 => {
+                    assert_eq!(header(&reply, "x-should-retry"), Some("false"), "{reason:?}");
+                    assert_eq!(header(&reply, "retry-after"), None, "{reason:?}");
+                }
+                503 => {
+                    assert_eq!(header(&reply, "x-should-retry"), Some("true"), "{reason:?}");
+                    assert_eq!(header(&reply, "retry-after"), Some("5"), "{reason:?}");
+                }
+                other => panic!("{reason:?}: unexpected status {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn request_id_is_prefix_and_24_hex_digits() {
+        assert_eq!(
+            request_id([0xffff_ffff_1234_5678, 0x0123_4567_89ab_cdef]),
+            "req_gw_123456780123456789abcdef"
+        );
+        assert_eq!(request_id([0, 0]), "req_gw_000000000000000000000000");
+        let id = request_id([u64::MAX, u64::MAX]);
+        assert_eq!(id, format!("req_gw_{}", "f".repeat(24)));
     }
 
     #[test]

@@ -189,8 +189,10 @@ pub fn deny(shared: &Shared, reason: AuthError, context_id: u32) -> Action {
 }
 
 fn send_denial(reason: AuthError, context_id: u32) -> Action {
-    debug!("denied reason=\"{reason}\" ctx=#{context_id}");
-    if host::send_reply(&reply::deny(reason)).is_err() {
+    // The id the client shows (`request-id`) matches this line, never the credential.
+    let request_id = reply::request_id([host::random_u64(), host::random_u64()]);
+    debug!("denied reason=\"{reason}\" request_id={request_id} ctx=#{context_id}");
+    if host::send_reply(&reply::deny(reason, &request_id)).is_err() {
         warn!("cannot send the denial ctx=#{context_id}");
     }
     Action::Pause

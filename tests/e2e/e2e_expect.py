@@ -3,6 +3,7 @@ assertions shared by the e2e test modules."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 REALM = 'Bearer realm="llm-gateway"'
@@ -16,6 +17,8 @@ TENANT = "x-gateway-tenant-id"
 OVERAGE = "x-gateway-groups-overage"
 IDENTITY_HEADERS = [USER_ID, EMAIL, NAME, GROUPS, PROVIDER_HDR, TENANT, OVERAGE]
 CREDENTIAL_HEADERS = ["authorization", "x-api-key"]
+# The filter's `request-id` on the answers it sends itself (the Messages API's own start `req_`).
+GATEWAY_REQUEST_ID = re.compile(r"req_gw_[0-9a-f]{24}")
 
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
@@ -28,10 +31,18 @@ def www_authenticate(message: str | None) -> str:
     return f'{REALM}, error="invalid_token", error_description="{message}"'
 
 
+def assert_answer_headers(headers: Any, should_retry: str) -> None:
+    """Contract "Answers to clients": `x-should-retry` and a fresh `request-id` on every answer the
+    filter sends itself."""
+    assert headers.get_list("x-should-retry") == [should_retry], headers
+    assert GATEWAY_REQUEST_ID.fullmatch(headers.get("request-id", "")), headers
+
+
 def assert_401(r: Any, message: str, presented: bool = True, secrets: tuple[str, ...] = ()) -> None:
     """`r` is an e2e_gateway.Result: exact 401 from the filter, and nothing reached the upstream."""
     assert r.status == 401, f"status {r.status}, body {r.body[:300]!r}"
     assert r.headers.get("content-type") == "application/json", r.headers
+    assert_answer_headers(r.headers, "false")
     assert r.json() == error_body("authentication_error", message)
     assert r.headers.get_list("www-authenticate") == [www_authenticate(message if presented else None)]
     assert r.upstream == [], "the upstream received a request that the filter should have refused"
@@ -45,6 +56,7 @@ def assert_503_keys_unavailable(r: Any) -> None:
     assert r.headers.get("content-type") == "application/json", r.headers
     assert r.json() == error_body("api_error", "identity provider keys unavailable")
     assert r.headers.get("retry-after") == "5", r.headers
+    assert_answer_headers(r.headers, "true")
     assert "www-authenticate" not in r.headers
     assert r.upstream == []
 
