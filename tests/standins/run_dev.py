@@ -2,7 +2,8 @@
 """`make run`: Envoy with the filter (envoy/dev.yaml), the IdP stand-in and the Messages API stand-in.
 
 Ports (all on 127.0.0.1): Envoy 10000, admin 9901, IdP 18080, Messages API 18081. Ctrl-C stops all of
-it; Envoy is stopped by PID whatever happens.
+it; Envoy is stopped by PID whatever happens. Envoy's access log (one JSON line per request, who and
+what) goes to stdout, its own log to stderr, both to this terminal.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def main() -> int:
     api = MessagesAPI(port=18081).start()
     envoy = subprocess.Popen(
         [*envoy_cmd, "-c", str(REPO / "envoy" / "dev.yaml"), "--concurrency", "2", "--log-level", "warn",
-         "--component-log-level", "wasm:info"],
+         "--component-log-level", "wasm:info",
+         "--file-flush-interval-msec", "200"],   # access log lines as requests end, not 10 s later
         cwd=REPO,
     )
     try:
@@ -77,6 +79,12 @@ gateway ready on http://127.0.0.1:10000  (Ctrl-C to stop)
 
   a fresh token:  .venv/bin/python tests/standins/idp.py mint --url http://127.0.0.1:18080
   API key:        -H 'x-api-key: sk-dev-local-key'
+
+  Claude Code (another terminal; docs/claude-code.md has the apiKeyHelper variant):
+    ANTHROPIC_BASE_URL=http://127.0.0.1:10000 ANTHROPIC_AUTH_TOKEN=$TOKEN .tools/bin/claude -p 'Say hello.'
+    ANTHROPIC_BASE_URL=http://127.0.0.1:10000 ANTHROPIC_API_KEY=sk-dev-local-key .tools/bin/claude -p 'Say hello.'
+
+  One JSON access log line per request follows (user, session, status, request-id).
 """, flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         envoy.wait()
