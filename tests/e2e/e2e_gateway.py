@@ -21,7 +21,7 @@ from e2e_harness import REPO, Envoy
 if str(REPO / "tests") not in sys.path:   # the `standins` package (conftest does the same)
     sys.path.insert(0, str(REPO / "tests"))
 
-from standins.idp import IdP  # noqa: E402
+from standins.idp import IdP, b64url, b64url_decode  # noqa: E402
 from standins.messages_api import MessagesAPI, Recorded  # noqa: E402
 
 AUDIENCE = "claude-desktop"
@@ -39,6 +39,14 @@ def plugin_config(idp: IdP, **provider_overrides: Any) -> dict[str, Any]:
     provider.update(provider_overrides)
     return {"providers": [provider],
             "api_keys": [{"name": "ci-bot", "sha256": CI_KEY_SHA256, "groups": ["a", "b"]}]}
+
+
+def forged(token: str, sub: str) -> str:
+    """`token` claiming to be `sub`, its signature untouched: what an attacker would send."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(b64url_decode(payload))
+    claims["sub"] = sub
+    return ".".join([header, b64url(json.dumps(claims).encode()), signature])
 
 
 # ---- results ---------------------------------------------------------------------------------------------

@@ -298,16 +298,22 @@ class Envoy:
         return (f"---- {self.log_path}: errors ----\n" + "\n".join(seen[:errors]) +
                 f"\n---- last {tail} lines ----\n" + "\n".join(text[-tail:]))
 
-    def access_log(self) -> list[dict[str, Any]]:
-        """The JSON access log lines Envoy wrote to stdout (the log file holds stdout and stderr)."""
-        lines = []
-        for ln in self.log_text().splitlines():
-            if ln.startswith("{"):
-                try:
-                    lines.append(json.loads(ln))
-                except ValueError:
-                    pass
-        return lines
+    def access_log(self, at_least: int = 0, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The JSON access log lines Envoy wrote to stdout (the log file holds stdout and stderr),
+        once there are `at_least` of them or `timeout` seconds have passed (the harness has Envoy
+        flush every 100 ms)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = []
+            for ln in self.log_text().splitlines():
+                if ln.startswith("{"):
+                    try:
+                        lines.append(json.loads(ln))
+                    except ValueError:
+                        pass
+            if len(lines) >= at_least or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
 
     def stats(self, prefix: str = "") -> dict[str, int]:
         _, body = self.admin_get("/stats?format=json" + (f"&filter={prefix}" if prefix else ""))

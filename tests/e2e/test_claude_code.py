@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from e2e_expect import GATEWAY_REQUEST_ID, assert_identity
-from e2e_gateway import CI_KEY, PROVIDER, TRACE, EnvoyPool, Gateway, plugin_config
+from e2e_gateway import CI_KEY, PROVIDER, TRACE, EnvoyPool, Gateway, forged, plugin_config
 from e2e_harness import REPO
 from standins.idp import IdP
 from standins.messages_api import MessagesAPI, Recorded
@@ -91,11 +91,8 @@ def helper_calls(home: Path) -> int:
 
 
 def access_log(gw: Gateway, count: int) -> list[dict[str, Any]]:
-    """Envoy's access log once it has `count` lines (flushed every 100 ms), and a moment later, so a
-    line too many would show."""
-    deadline = time.monotonic() + 5
-    while len(gw.envoy.access_log()) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+    """Envoy's access log once it has `count` lines, and a moment later, so a line too many shows."""
+    gw.envoy.access_log(count)
     time.sleep(0.3)
     return gw.envoy.access_log()
 
@@ -167,9 +164,8 @@ def test_api_key_helper_sends_both_headers_and_neither_reaches_the_upstream(
 def test_forged_token_fails_at_once_with_the_filters_reason(claude: Path, pool: EnvoyPool, api: MessagesAPI,
                                                              idp: IdP, tmp_path: Path) -> None:
     gw = pool.gateway("cc-forged", api, idp, plugin_config(idp), access_log=True)
-    token = idp.mint(claims={"sub": "mallory"})
-    forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
-    run = run_claude(claude, gw.url, tmp_path, api, timeout=30, ANTHROPIC_AUTH_TOKEN=forged)
+    token = forged(idp.mint(claims={"sub": "mallory"}), "admin")
+    run = run_claude(claude, gw.url, tmp_path, api, timeout=30, ANTHROPIC_AUTH_TOKEN=token)
     assert run.code != 0, run.stdout
     assert run.seconds < 10, f"took {run.seconds:.1f} s: Claude Code retried the 401"
     assert "401" in run.stdout + run.stderr and "token signature invalid" in run.stdout + run.stderr, \

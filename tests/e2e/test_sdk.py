@@ -16,7 +16,7 @@ import anthropic
 import pytest
 
 from e2e_expect import GATEWAY_REQUEST_ID, USER_ID
-from e2e_gateway import CI_KEY, TRACE, EnvoyPool, Gateway, plugin_config
+from e2e_gateway import CI_KEY, TRACE, EnvoyPool, Gateway, forged, plugin_config
 from standins.idp import IdP
 from standins.messages_api import MessagesAPI
 
@@ -41,14 +41,6 @@ def create(client: anthropic.Anthropic) -> Any:
                                   messages=[{"role": "user", "content": "hi"}])
 
 
-def access_log(gw: Gateway, count: int) -> list[dict[str, Any]]:
-    """The access log lines once there are `count` (Envoy flushes stdout every 100 ms here)."""
-    deadline = time.monotonic() + 5
-    while len(lines := gw.envoy.access_log()) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return lines
-
-
 def test_sdk_with_a_valid_token_reaches_the_upstream_as_the_user(pool: EnvoyPool, api: MessagesAPI,
                                                                  idp: IdP) -> None:
     gw = pool.gateway("sdk-ok", api, idp, plugin_config(idp), access_log=True)
@@ -58,7 +50,7 @@ def test_sdk_with_a_valid_token_reaches_the_upstream_as_the_user(pool: EnvoyPool
     [seen] = api.find(TRACE, trace)
     assert seen.header_all(USER_ID) == ["sdk-user"]
     assert "authorization" not in seen.header_names()
-    [line] = access_log(gw, 1)
+    [line] = gw.envoy.access_log(1)
     assert (line["status"], line["user_id"], line["request_id"]) == (200, "sdk-user", f"req_standin_{seen.seq:06d}")
 
 
@@ -71,8 +63,7 @@ def test_sdk_raises_authentication_error_after_one_request(pool: EnvoyPool, api:
     gw = pool.gateway(f"sdk-401-{credential}", api, idp, plugin_config(idp), access_log=True)
     trace = uuid.uuid4().hex
     if credential == "forged":
-        token = idp.mint(claims={"sub": "mallory"})
-        client = sdk(gw, trace, auth_token=token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB"))
+        client = sdk(gw, trace, auth_token=forged(idp.mint(claims={"sub": "mallory"}), "admin"))
     else:
         client = sdk(gw, trace, api_key=CI_KEY + "-not-it")
     started = time.monotonic()
@@ -87,7 +78,7 @@ def test_sdk_raises_authentication_error_after_one_request(pool: EnvoyPool, api:
     assert GATEWAY_REQUEST_ID.fullmatch(err.request_id or ""), err.request_id
     assert api.find(TRACE, trace) == []
     time.sleep(0.5)   # a retry, if the SDK made one, would be logged by now
-    lines = access_log(gw, 1)
+    lines = gw.envoy.access_log(1)
     assert len(lines) == 1, f"Envoy received {len(lines)} requests: {lines}"
     assert (lines[0]["status"], lines[0]["request_id"], lines[0]["user_id"]) == (401, err.request_id, None)
     assert gw.envoy.stats("http.gateway.downstream_rq_total")["http.gateway.downstream_rq_total"] == 1
@@ -108,7 +99,7 @@ def test_sdk_retries_a_503_after_retry_after(pool: EnvoyPool, api: MessagesAPI,
     assert err.body == {"type": "error", "error": {"type": "api_error",
                                                   "message": "identity provider keys unavailable"}}
     assert (err.response.headers["retry-after"], err.response.headers["x-should-retry"]) == ("5", "true")
-    lines = access_log(gw, MAX_RETRIES + 1)
+    lines = gw.envoy.access_log(MAX_RETRIES + 1)
     assert [line["status"] for line in lines] == [503] * (MAX_RETRIES + 1), lines
     # Each retry came `retry-after` (5 s) after the answer before it; the SDK's own backoff for two
     # retries is about 0.5 s and 1 s.
