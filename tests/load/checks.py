@@ -213,8 +213,8 @@ def analyse(run: "Run") -> None:
                f"keeping=last-good-keys'")
     bound = math.ceil(SECONDS / REFRESH_SECONDS) + math.ceil(SECONDS / UNKNOWN_KID_REFRESH_SECONDS) + 2
     run.fetch_bound = bound
-    run.check("JWKS fetches within README's bound", len(gets) <= bound,
-               f"{len(gets)} JWKS requests in {SECONDS}s under a steady unknown-kid flood; README: one per "
+    run.check("JWKS fetches within the documented bound", len(gets) <= bound,
+               f"{len(gets)} JWKS requests in {SECONDS}s under a steady unknown-kid flood; docs/operations.md: one per "
                f"refresh_seconds ({REFRESH_SECONDS}) plus at most one unknown-kid refresh per "
                f"unknown_kid_refresh_seconds ({UNKNOWN_KID_REFRESH_SECONDS}) per provider: <= {bound}")
     after_outage = [t for t, mode in run.jwks_gets if mode == "normal" and tl.outage_end <= t < tl.drop - 0.5]
