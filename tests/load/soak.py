@@ -7,7 +7,7 @@ introspection call whose request context is gone. The filter forgets the call wh
 Envoy does not cancel the call, whose answer then arrives for no context. This soak measures what
 is left after SOAK_STREAMS (100,000) such streams:
 
-  slow endpoint  tests/load/slow_introspection.py: holds every introspection call HOLD_SECONDS (5)
+  slow endpoint  tests/load/slow_introspection.py: holds every introspection call SOAK_HOLD_SECONDS (5)
                  before it answers `active: false`; also the upstream
   gateway Envoy  --concurrency 2, dist/gateway_filter.wasm, one provider with opaque_tokens (rfc7662,
                  timeout 60 s, max_pending 1000 and max_calls_per_second 10000 per VM, so neither
@@ -38,7 +38,7 @@ Checks (exit 1 when one fails):
   - the VMs survived: none created or lost during the soak, no wasm error or panic in the log.
 
 Settings (environment): SOAK_STREAMS (100000, >= 1000), SOAK_WARMUP (10000), SOAK_BATCH (50),
-SOAK_KEEP=1 (keep the run directory), SOAK_WRITE=0 (do not write the soak section of
+SOAK_HOLD_SECONDS (5: how long the endpoint holds a call), SOAK_KEEP=1 (keep the run directory), SOAK_WRITE=0 (do not write the soak section of
 tests/load/RESULTS.md), LOAD_WASM (another build), ENVOY_BIN.
 """
 
@@ -80,7 +80,7 @@ KEEP = os.environ.get("SOAK_KEEP", "0") == "1"
 WRITE = os.environ.get("SOAK_WRITE", "1") != "0"
 WASM_OVERRIDE = os.environ.get("LOAD_WASM", "")
 
-HOLD_SECONDS = 5
+HOLD_SECONDS = float(os.environ.get("SOAK_HOLD_SECONDS", "5"))
 # Envoy closes an HTTP/2 connection once 250 of its streams have ended and at least half of them were
 # reset within a second of their start (overload.premature_reset_total_stream_count 500 / 2, its
 # "rapid reset" defence): a connection carries fewer streams than that.
@@ -283,7 +283,8 @@ class Soak:
         self.points.append(point)
         w = point["wasm"]
         log(f"soak: {label}: {point['streams']} streams reset; Wasm {w['count']} instances, "
-            f"{w['size'] / 2**20:.2f} MiB linear ({w['rss'] / 2**20:.2f} MiB resident); Envoy allocated "
+            f"{w['size'] / 2**20:.2f} MiB linear (KiB each: {', '.join(str(x >> 10) for x in w['sizes'])}; "
+            f"{w['rss'] / 2**20:.2f} MiB resident); Envoy allocated "
             f"{point['allocated'] / 2**20:.2f} MiB; endpoint {point['endpoint']}; call cluster "
             + ", ".join(f"{k.rsplit('.', 1)[1]} {v}" for k, v in point["stats"].items()
                         if k.startswith("cluster.introspection.") and v and k.rsplit(".", 1)[1] in CALL_STATS))
