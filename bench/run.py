@@ -37,19 +37,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from settings import (BENCHMARKS_MD, COLD_TOKENS, KEEP, NOOP_WASM, REPO, ROUNDS, SECONDS, WARMUP, WASM,
                       WRITE, BenchError)
 import trim_exports  # noqa: E402  (settings put tools/ and tests/ on the path)
 from envoy_process import EnvoyError, log  # noqa: E402
 from measure import Context, Measurement, measure  # noqa: E402
-from procs import stop_all  # noqa: E402
+from procs import interrupt_on_signals, stop_all  # noqa: E402
 from report import machine_facts, med, report_block, summarize, write_benchmarks  # noqa: E402
 from token_pools import make_keys, mint_pools  # noqa: E402
 from variants import all_variants, select_variants  # noqa: E402
@@ -171,10 +169,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)   # also when started with SIGINT ignored (background)
+    interrupt_on_signals()
     try:
         sys.exit(main())
     finally:

@@ -62,6 +62,18 @@ def stop_all() -> None:
         stop(proc)
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt in the runner, whose clean-up then stops its
+    children by PID. Installed explicitly: a shell starts background jobs with SIGINT ignored, which
+    Python keeps."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
 def free_port() -> int:
     """A 127.0.0.1 port that was free a moment ago (and has nothing listening)."""
     with socket.socket() as s:

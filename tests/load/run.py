@@ -103,7 +103,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -121,7 +120,7 @@ from e2e.e2e_harness import HarnessError, envoy_config, find_envoy, find_wasm, t
 from envoy_configs import plugin_config, upstream_config  # noqa: E402
 from envoy_process import Envoy, EnvoyError, log, one_request  # noqa: E402
 from plan import Klass, Timeline, assign_pools, classes, make_credentials, write_plan  # noqa: E402
-from procs import spawn, stop, stop_all, wasm_memory  # noqa: E402
+from procs import interrupt_on_signals, spawn, stop, stop_all, wasm_memory  # noqa: E402
 from report import print_summary, report  # noqa: E402
 from soak import soak_section  # noqa: E402
 from standins.idp import IdP, Keys  # noqa: E402
@@ -461,14 +460,8 @@ class Run:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _raise_interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> int:
-    # Installed explicitly: a shell starts background jobs with SIGINT ignored, which Python keeps.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
+    interrupt_on_signals()
     run = Run()
     keep = KEEP
     try:

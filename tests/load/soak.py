@@ -49,7 +49,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -67,7 +66,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 from e2e.e2e_harness import HarnessError, envoy_config, find_envoy, find_wasm, to_yaml  # noqa: E402
 from envoy_process import Envoy, EnvoyError, env_int, log, one_request  # noqa: E402
-from procs import free_port, spawn, stop, stop_all  # noqa: E402
+from procs import free_port, interrupt_on_signals, spawn, stop, stop_all  # noqa: E402
 from standins.idp import Keys  # noqa: E402
 
 RESULTS_MD = REPO / "tests" / "load" / "RESULTS.md"
@@ -415,13 +414,8 @@ def soak_section(text: str) -> str:
     return ""
 
 
-def _raise_interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> int:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
+    interrupt_on_signals()
     soak = Soak()
     keep = KEEP
     try:
