@@ -26,7 +26,7 @@ export CLAUDE_BIN
 # setup installs from (a fresh clone, a new pin); also when the Claude Code binary is gone.
 SETUP_STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci bench fuzz loadtest
+.PHONY: setup build test unit-test validate e2e deploy-test run lint clean check-envoy dist oci bench fuzz loadtest soak
 
 setup:
 	rustup target add $(WASM_TARGET)
@@ -94,9 +94,16 @@ bench: build check-envoy
 	$(PYTHON) bench/run.py
 
 # ~2 minutes of mixed load through a key rotation and an IdP outage, checked at the upstream;
-# LOAD_SECONDS (>= 60) changes the duration. Needs wrk. Writes tests/load/RESULTS.md.
+# LOAD_SECONDS (>= 60) changes the duration. Needs wrk. Then the soak. Writes tests/load/RESULTS.md.
 loadtest: build check-envoy
 	$(PYTHON) tests/load/run.py
+	$(PYTHON) tests/load/soak.py
+
+# ~4 minutes: 100,000 HTTP/2 streams that send an opaque token and reset while its introspection call
+# is pending; Wasm and Envoy memory and the filter's call state before and after (SOAK_STREAMS, ...:
+# tests/load/soak.py). Writes its section of tests/load/RESULTS.md.
+soak: build check-envoy
+	$(PYTHON) tests/load/soak.py
 
 # Coverage-guided fuzzing of every parser, FUZZ_SECONDS (60) each from the checked-in seeds; needs
 # the nightly toolchain and `cargo install cargo-fuzz`. Not part of `make test`.

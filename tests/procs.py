@@ -62,6 +62,18 @@ def stop_all() -> None:
         stop(proc)
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt in the runner, whose clean-up then stops its
+    children by PID. Installed explicitly: a shell starts background jobs with SIGINT ignored, which
+    Python keeps."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
 def free_port() -> int:
     """A 127.0.0.1 port that was free a moment ago (and has nothing listening)."""
     with socket.socket() as s:
@@ -75,12 +87,13 @@ def wasm_memory(pid: int) -> dict[str, int]:
     anonymous mapping and whose rest stays PROT_NONE. For every PROT_NONE anonymous mapping of at
     least 7 GiB, the read-write mapping that ends where it starts is that instance's memory: its
     Size is the linear memory, its Rss the part touched. Envoy runs one instance per thread that
-    uses the plugin plus one for configuration. Best effort: another layout shows as count 0."""
+    uses the plugin plus one for configuration; `sizes` lists each instance's. Best effort: another
+    layout shows as count 0."""
     maps: list[list[Any]] = []
     try:
         text = Path(f"/proc/{pid}/smaps").read_text()
     except OSError:
-        return {"count": 0, "size": 0, "rss": 0}
+        return {"count": 0, "size": 0, "rss": 0, "sizes": []}
     for line in text.splitlines():
         if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
             parts = line.split()
@@ -88,11 +101,11 @@ def wasm_memory(pid: int) -> dict[str, int]:
             maps.append([start, end, parts[1], len(parts) < 6, 0])
         elif line.startswith("Rss:") and maps:
             maps[-1][4] = int(line.split()[1]) * 1024
-    count = size = rss = 0
+    sizes: list[int] = []
+    rss = 0
     for prev, cur in zip(maps, maps[1:]):
         if (cur[2] == "---p" and cur[3] and cur[1] - cur[0] >= 7 << 30 and prev[1] == cur[0]
                 and prev[2] == "rw-p" and prev[3]):
-            count += 1
-            size += prev[1] - prev[0]
+            sizes.append(prev[1] - prev[0])
             rss += prev[4]
-    return {"count": count, "size": size, "rss": rss}
+    return {"count": len(sizes), "size": sum(sizes), "rss": rss, "sizes": sorted(sizes)}
