@@ -221,3 +221,51 @@ fn plugin_configuration_bytes() {
         .to_string()
         .starts_with("not a JSON object or protobuf Struct"));
 }
+
+/// Issue #14 item 1: every incoming header whose name equals an identity header once `_` is read as
+/// `-`, in any case, is stripped; other headers are left alone.
+#[test]
+fn identity_headers_and_their_underscore_twins_are_stripped() {
+    let config = parse_config(&json!({
+        "api_keys": [{"name": "k", "sha256": "00".repeat(32)}],
+        "headers": {"tenant_id": "X-Org-Id"},
+    }))
+    .unwrap();
+    let incoming: Vec<(String, String)> = [
+        "x_gateway_user_email",
+        "X_GATEWAY_USER_ID",
+        "x_gateway_user_groups",
+        "x-gateway_user-name",
+        "x_gateway_provider",
+        "x_org_id",
+        "x_gateway_groups_overage",
+        "x-gateway-user-id",
+        "x_gateway_tenant_id",
+        "x_gateway_user_ids",
+        "x-api-key",
+        "x_e2e_id",
+        "x-gateway-user-id",
+    ]
+    .iter()
+    .map(|n| ((*n).to_owned(), "evil".to_owned()))
+    .collect();
+    assert_eq!(
+        config.headers.spoofed(&incoming),
+        [
+            "x_gateway_user_email",
+            "X_GATEWAY_USER_ID",
+            "x_gateway_user_groups",
+            "x-gateway_user-name",
+            "x_gateway_provider",
+            "x_org_id",
+            "x_gateway_groups_overage",
+            "x-gateway-user-id",
+        ]
+    );
+    // Every identity header, in its own spelling and its underscore twin.
+    for name in config.headers.all() {
+        let twin = name.replace('-', "_");
+        let request = vec![(name.to_owned(), "v".to_owned()), (twin.clone(), "v".to_owned())];
+        assert_eq!(config.headers.spoofed(&request), [name, twin.as_str()]);
+    }
+}
