@@ -30,7 +30,7 @@ pub struct Identity {
 
 impl Identity {
     /// From a claim set the provider vouched for (verified token claims or an introspection
-    /// answer) and that passed `policy::admit`.
+    /// answer), as part of `policy::admit`.
     pub fn from_claim_map(claims: &Map<String, Value>, provider: &Provider) -> Result<Self, AuthError> {
         let user_id = provider
             .user_claims
