@@ -2,13 +2,13 @@
 //! state and the time in; allow, deny, wait, or ask the provider out.
 
 use crate::api_keys::{digest, find_api_key};
-use crate::config::{Config, OveragePolicy};
+use crate::config::Config;
 use crate::credential::{find_credential, Headers};
 use crate::diagnosis;
 use crate::identity::Identity;
 use crate::key_store::{KeyAvailability, KeyStore, UnknownKid};
-use crate::opaque::{Digest, Lookup, OpaqueState};
-use crate::policy;
+use crate::opaque::{self, Digest, Lookup, OpaqueState};
+use crate::policy::{self, Source};
 use crate::reason::AuthError;
 use crate::token::{self, looks_like_jwt};
 use crate::token_cache::{Digest as CacheKey, TokenCache, Verified};
@@ -71,7 +71,8 @@ pub fn decide(headers: &Headers, config: &Config, state: &State) -> Decision {
 }
 
 fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Decision, AuthError> {
-    let credential = find_credential(headers, &config.token_headers)?;
+    let found = find_credential(headers, &config.token_headers, config.limits.max_credential_bytes)?;
+    let credential = found.value;
     if looks_like_jwt(credential) {
         let key = state.tokens.key_of(credential);
         if let Some(hit) = state.tokens.get(&key, state.now) {
@@ -84,7 +85,11 @@ fn authenticate(headers: &Headers, config: &Config, state: &State) -> Result<Dec
     if let Some(key) = find_api_key(&config.api_keys, &digest) {
         return Ok(Decision::Allow(Identity::from_api_key(key)));
     }
-    let Some((provider, _)) = config.opaque_provider() else {
+    // Only a bearer token shaped like the provider's may leave the VM: anything else (a client's
+    // own API key in x-api-key) is an unknown API key, never sent out.
+    let Some((provider, _)) =
+        config.opaque_provider().filter(|(_, p)| found.bearer && opaque::may_ask(p, credential))
+    else {
         return Err(AuthError::UnknownApiKey);
     };
     match state.opaque.lookup(&digest, state.now) {
@@ -129,12 +134,8 @@ fn verify_jwt(
         }
         other => other?,
     };
-    let identity = Identity::from_claims(&claims, provider)?;
-    // Policy refusals (403) only once the token is known to be genuine.
-    policy::check_scopes(&claims.claims, &provider.required_scopes)?;
-    if identity.groups_overage && provider.groups_overage == OveragePolicy::Deny {
-        return Err(AuthError::GroupsOverage);
-    }
+    // Policy only once the token is known to be genuine.
+    let identity = policy::admit(&claims.claims, provider, Source::Token)?;
     Ok(Decision::Verified(Box::new(Verified {
         digest: key,
         provider: index,

@@ -5,7 +5,6 @@ use serde_json::{Map, Value};
 use crate::config::{ApiKey, HeaderNames, Provider};
 use crate::policy;
 use crate::reason::AuthError;
-use crate::token::VerifiedClaims;
 
 /// Longest identity header value; names and emails are far shorter, anything longer is abuse.
 pub const MAX_VALUE_BYTES: usize = 1024;
@@ -30,19 +29,15 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn from_claims(claims: &VerifiedClaims, provider: &Provider) -> Result<Self, AuthError> {
-        Self::from_claim_map(&claims.claims, provider)
-    }
-
-    /// From any claim set the provider vouched for: verified token claims or an introspection answer.
+    /// From a claim set the provider vouched for (verified token claims or an introspection
+    /// answer), as part of `policy::admit`.
     pub fn from_claim_map(claims: &Map<String, Value>, provider: &Provider) -> Result<Self, AuthError> {
         let user_id = provider
             .user_claims
             .iter()
-            .find_map(|name| claims.get(name).and_then(scalar))
-            .map(|id| header_safe(&id))
-            .filter(|id| !id.is_empty())
+            .find_map(|name| claims.get(name).and_then(|value| id_value(name, value)))
             .ok_or(AuthError::NoUserId)?;
+        check_user_id(&user_id)?;
         let text =
             |name: &str| claims.get(name).and_then(Value::as_str).map(header_safe).filter(|v| !v.is_empty());
         let groups: Vec<String> = match claims.get("groups") {
@@ -52,7 +47,7 @@ impl Identity {
         };
         Ok(Identity {
             user_id,
-            email: text("email"),
+            email: text("email").filter(|_| !email_unverified(claims)),
             name: text("name"),
             groups: join_groups(&groups),
             provider: provider.name.clone(),
@@ -96,7 +91,49 @@ impl Identity {
     }
 }
 
-/// Strings, and numbers as some IdPs use for ids; anything else is not an identity value.
+/// Registered claims that are strings by their RFC (RFC 7519 §4.1, RFC 7662 §2.2): as a user id
+/// only a string counts.
+const STRING_CLAIMS: [&str; 3] = ["iss", "sub", "jti"];
+
+/// A user id from claim `name`: a string, or for a custom claim an integer (some IdPs number their
+/// users). Anything else is not an id.
+fn id_value(name: &str, value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if (n.is_i64() || n.is_u64()) && !STRING_CLAIMS.contains(&name) => {
+            Some(n.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// A user id goes upstream exactly as the provider gave it, or not at all: one with control
+/// characters or surrounding blanks (which Envoy or the upstream would drop), or too long to pass
+/// whole, is refused, so two different ids can never arrive as one.
+fn check_user_id(id: &str) -> Result<(), AuthError> {
+    if id.is_empty() {
+        return Err(AuthError::NoUserId);
+    }
+    if id.len() > MAX_VALUE_BYTES {
+        return Err(AuthError::UserIdTooLong);
+    }
+    if id.chars().any(char::is_control) || id.trim() != id {
+        return Err(AuthError::UserIdNotHeaderSafe);
+    }
+    Ok(())
+}
+
+/// The provider says the address is not verified (`email_verified` false, or "false" as Google's
+/// tokeninfo writes it): then it is nobody's proven address and is not forwarded.
+fn email_unverified(claims: &Map<String, Value>) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => !verified,
+        Some(Value::String(verified)) => verified.eq_ignore_ascii_case("false"),
+        _ => false,
+    }
+}
+
+/// Group names: strings, and numbers as some IdPs use; anything else is not a group.
 fn scalar(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
@@ -150,6 +187,30 @@ mod tests {
         let capped = header_safe(&long);
         assert!(capped.len() <= MAX_VALUE_BYTES && capped.len() >= MAX_VALUE_BYTES - 1);
         assert!(capped.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn user_ids_pass_whole_or_not_at_all() {
+        assert_eq!(check_user_id("00000000-0000-0000-0000-000000000001"), Ok(()));
+        assert_eq!(check_user_id("jörg-ß"), Ok(()));
+        assert_eq!(check_user_id(""), Err(AuthError::NoUserId));
+        for bad in [" admin\r\n", "admin ", " admin", "ad\0min", "ad\u{85}min", "a\tb", "admin\u{a0}"] {
+            assert_eq!(check_user_id(bad), Err(AuthError::UserIdNotHeaderSafe), "{bad:?}");
+        }
+        assert_eq!(check_user_id(&"a".repeat(MAX_VALUE_BYTES)), Ok(()));
+        assert_eq!(check_user_id(&"a".repeat(MAX_VALUE_BYTES + 1)), Err(AuthError::UserIdTooLong));
+    }
+
+    #[test]
+    fn registered_claims_keep_their_types() {
+        use serde_json::json;
+        assert_eq!(id_value("sub", &json!(12345)), None);
+        assert_eq!(id_value("jti", &json!(7)), None);
+        assert_eq!(id_value("sub", &json!("12345")), Some("12345".into()));
+        assert_eq!(id_value("oid", &json!(12345)), Some("12345".into()));
+        assert_eq!(id_value("uid", &json!(-3)), Some("-3".into()));
+        assert_eq!(id_value("uid", &json!(1.5)), None);
+        assert_eq!(id_value("uid", &json!(true)), None);
     }
 
     #[test]

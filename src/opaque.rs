@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{OpaqueStyle, OpaqueTokens, Provider};
 use crate::identity::Identity;
-use crate::policy;
+use crate::policy::{self, Source};
 use crate::reason::AuthError;
 use crate::strict_json;
 use crate::token::check_audience;
@@ -23,6 +23,19 @@ pub const MAX_CACHE_ENTRIES: usize = 10_000;
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 pub type Digest = [u8; 32];
+
+/// Google's access tokens start `ya29.`; anything else is not one, and is never sent to tokeninfo.
+const GOOGLE_ACCESS_TOKEN_PREFIX: &str = "ya29.";
+
+/// Whether `credential` may be sent to `provider`'s endpoint: any bearer token to an RFC 7662
+/// introspection endpoint (the operator's own IdP), only Google-shaped ones to Google's tokeninfo.
+pub fn may_ask(provider: &Provider, credential: &str) -> bool {
+    match provider.opaque_tokens.as_ref().map(|o| o.style) {
+        Some(OpaqueStyle::Rfc7662) => true,
+        Some(OpaqueStyle::GoogleTokeninfo) => credential.starts_with(GOOGLE_ACCESS_TOKEN_PREFIX),
+        None => false,
+    }
+}
 
 /// A POST to the introspection endpoint: the token travels in the form body, never in the URL.
 pub struct IntrospectionCall {
@@ -142,20 +155,7 @@ fn check_answer(
     if !audience_ok {
         return Err(AuthError::AudienceNotAllowed);
     }
-    if !provider.hosted_domains.is_empty() {
-        let email = answer.get("email").and_then(Value::as_str).ok_or(AuthError::DomainNotAllowed)?;
-        let verified = matches!(answer.get("email_verified"), Some(Value::Bool(true)))
-            || answer.get("email_verified").and_then(Value::as_str) == Some("true");
-        if !verified {
-            return Err(AuthError::EmailNotVerified);
-        }
-        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-        if !provider.hosted_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-            return Err(AuthError::DomainNotAllowed);
-        }
-    }
-    policy::check_scopes(answer, &provider.required_scopes)?;
-    let identity = Identity::from_claim_map(answer, provider)?;
+    let identity = policy::admit(answer, provider, Source::Introspection)?;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let exp = exp.max(0.0).min(u64::MAX as f64) as u64;
     Ok((identity, exp))

@@ -16,6 +16,13 @@ pub enum AuthError {
     NoExpiry,
     AudienceNotAllowed,
     NoUserId,
+    /// The user id has control characters or surrounding blanks: refused, never rewritten, so two
+    /// different ids can never reach the upstream as one.
+    UserIdNotHeaderSafe,
+    /// The user id is longer than `identity::MAX_VALUE_BYTES`: refused, never cut.
+    UserIdTooLong,
+    /// `sub` is not a string (RFC 7519 §4.1.2, RFC 7662 §2.2: StringOrURI).
+    SubjectNotString,
     UnknownApiKey,
     /// A `required_claims` entry other than the ones below does not match.
     RequiredClaim,
@@ -48,7 +55,7 @@ impl AuthError {
     pub fn client_message(self) -> &'static str {
         match self {
             AuthError::MissingCredential => "missing credential",
-            AuthError::CredentialTooLarge => "credential too large",
+            AuthError::CredentialTooLarge => "credential too large (over the gateway's limits.max_credential_bytes)",
             AuthError::Malformed => "malformed token",
             AuthError::AlgorithmNotAllowed => "token algorithm not allowed",
             AuthError::IssuerNotTrusted => "token issuer not trusted",
@@ -60,6 +67,11 @@ impl AuthError {
             AuthError::NoExpiry => "token has no expiry",
             AuthError::AudienceNotAllowed => "audience not allowed",
             AuthError::NoUserId => "token has no user id claim",
+            AuthError::UserIdNotHeaderSafe => {
+                "token user id has control characters or leading or trailing spaces"
+            }
+            AuthError::UserIdTooLong => "token user id is over 1024 bytes",
+            AuthError::SubjectNotString => "token sub claim is not a string",
             AuthError::UnknownApiKey => "invalid API key",
             AuthError::RequiredClaim => "token not issued for this gateway",
             AuthError::TenantNotAllowed => "token tenant not allowed",
@@ -101,6 +113,9 @@ impl AuthError {
             AuthError::NoExpiry => "no_expiry",
             AuthError::AudienceNotAllowed => "audience_not_allowed",
             AuthError::NoUserId => "no_user_id",
+            AuthError::UserIdNotHeaderSafe => "user_id_not_header_safe",
+            AuthError::UserIdTooLong => "user_id_too_long",
+            AuthError::SubjectNotString => "subject_not_string",
             AuthError::UnknownApiKey => "unknown_api_key",
             AuthError::RequiredClaim => "required_claim",
             AuthError::TenantNotAllowed => "tenant_not_allowed",

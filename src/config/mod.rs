@@ -14,6 +14,9 @@ pub use provider::{
 };
 use reader::{array, error, non_empty_strings, strings, unique, Obj, Result};
 
+use crate::credential::{
+    DEFAULT_MAX_CREDENTIAL_BYTES, MAX_CREDENTIAL_BYTES_LIMIT, MIN_CREDENTIAL_BYTES_LIMIT,
+};
 pub use crate::token_cache::Limits as CacheLimits;
 use crate::{strict_json, struct_pb};
 
@@ -30,6 +33,14 @@ pub struct Config {
     pub headers: HeaderNames,
     pub remove_credential: bool,
     pub token_cache: CacheLimits,
+    pub limits: Limits,
+}
+
+/// Bounds on what a request may present (an extension of the contract: `limits`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest credential read from a token header; a longer one is refused before any decoding.
+    pub max_credential_bytes: usize,
 }
 
 impl Config {
@@ -64,6 +75,7 @@ pub struct HeaderNames {
 
 impl HeaderNames {
     /// Every identity header: each is removed from incoming requests so a client cannot spoof it.
+    /// A new identity header is one more entry here.
     pub fn all(&self) -> [&str; 7] {
         [
             &self.user_id,
@@ -74,6 +86,32 @@ impl HeaderNames {
             &self.tenant_id,
             &self.groups_overage,
         ]
+    }
+
+    /// The names among `incoming` to remove before anything else: every identity header, and every
+    /// name that equals one once `_` is read as `-`, in any case. CGI and WSGI upstreams (gunicorn,
+    /// Werkzeug, PHP) read `x_gateway_user_id` and `x-gateway-user-id` as the same
+    /// `HTTP_X_GATEWAY_USER_ID`, so a twin a client sends would stand in for the real header.
+    pub fn spoofed<'h>(&self, incoming: &'h [(String, String)]) -> Vec<&'h str> {
+        let same = |a: &str, b: &str| {
+            a.len() == b.len()
+                && a.bytes().zip(b.bytes()).all(|(x, y)| dash(x).eq_ignore_ascii_case(&dash(y)))
+        };
+        let mut out: Vec<&str> = Vec::new();
+        for (name, _) in incoming {
+            if !out.contains(&name.as_str()) && self.all().iter().any(|ours| same(name, ours)) {
+                out.push(name);
+            }
+        }
+        out
+    }
+}
+
+fn dash(byte: u8) -> u8 {
+    if byte == b'_' {
+        b'-'
+    } else {
+        byte
     }
 }
 
@@ -130,7 +168,15 @@ pub fn parse_config(root: &Value) -> Result<Config> {
 
 pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     let root = Obj::new(root, String::new())?;
-    root.only(&["providers", "token_headers", "api_keys", "headers", "remove_credential", "token_cache"])?;
+    root.only(&[
+        "providers",
+        "token_headers",
+        "api_keys",
+        "headers",
+        "remove_credential",
+        "token_cache",
+        "limits",
+    ])?;
 
     let api_keys = match root.get("api_keys") {
         None => Vec::new(),
@@ -180,7 +226,24 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     }
     let remove_credential = root.bool_or("remove_credential", true)?;
     let token_cache = parse_cache_limits(root.get("token_cache"))?;
-    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache })
+    let limits = parse_limits(root.get("limits"))?;
+    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache, limits })
+}
+
+/// `limits.max_credential_bytes`: 16 KiB fits real ID tokens; Keycloak and ADFS tokens with many
+/// roles need more, and Envoy admits 60 KiB of request headers, hence at most 64 KiB.
+fn parse_limits(value: Option<&Value>) -> Result<Limits> {
+    let defaults = Limits { max_credential_bytes: DEFAULT_MAX_CREDENTIAL_BYTES };
+    let Some(value) = value else { return Ok(defaults) };
+    let obj = Obj::new(value, "limits".into())?;
+    obj.only(&["max_credential_bytes"])?;
+    let max = obj.u64_in(
+        "max_credential_bytes",
+        DEFAULT_MAX_CREDENTIAL_BYTES as u64,
+        MIN_CREDENTIAL_BYTES_LIMIT as u64,
+        MAX_CREDENTIAL_BYTES_LIMIT as u64,
+    )?;
+    Ok(Limits { max_credential_bytes: usize::try_from(max).unwrap_or(MAX_CREDENTIAL_BYTES_LIMIT) })
 }
 
 /// An extension of the contract: the verified-token cache (see `token_cache`).

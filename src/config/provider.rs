@@ -222,10 +222,12 @@ pub fn parse_provider(value: &Value, path: String, env: Env) -> Result<Provider>
     let algorithms = parse_algorithms(&obj)?;
     let clock_skew_seconds =
         obj.u64_in("clock_skew_seconds", DEFAULT_CLOCK_SKEW_SECONDS, 0, MAX_CLOCK_SKEW_SECONDS)?;
-    let required_claims = match (obj.get("required_claims"), &defaults) {
-        (Some(v), _) => parse_required_claims(v, &obj.child("required_claims"))?,
-        (None, Some(d)) => d.required_claims.clone(),
-        (None, None) => Vec::new(),
+    let pins = defaults.as_ref().map(|d| d.required_claims.clone()).unwrap_or_default();
+    let required_claims = match obj.get("required_claims") {
+        Some(v) => {
+            merge_required_claims(pins, parse_required_claims(v, &obj.child("required_claims"))?, &obj)?
+        }
+        None => pins,
     };
     let required_scopes = match obj.get("required_scopes") {
         None => Vec::new(),
@@ -287,6 +289,29 @@ fn parse_required_claims(value: &Value, path: &str) -> Result<Vec<(String, Vec<S
             Ok((claim.clone(), values))
         })
         .collect()
+}
+
+/// A preset's pins (Entra `tid`, Google `hd`) are security, not defaults: explicit entries are added
+/// to them, each entry must hold. An explicit entry for a pinned claim that shares no value with the
+/// pin would refuse every token, so it is a configuration error.
+fn merge_required_claims(
+    pins: Vec<(String, Vec<String>)>,
+    explicit: Vec<(String, Vec<String>)>,
+    obj: &Obj,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut merged = pins;
+    for (claim, values) in explicit {
+        if let Some((_, pinned)) = merged.iter().find(|(pinned_claim, _)| *pinned_claim == claim) {
+            if !values.iter().any(|v| pinned.contains(v)) {
+                return Err(error(
+                    &format!("{}.{claim}", obj.child("required_claims")),
+                    format!("the preset requires {claim} to be one of {pinned:?}; none of these is, so no token could pass"),
+                ));
+            }
+        }
+        merged.push((claim, values));
+    }
+    Ok(merged)
 }
 
 fn parse_jwks_source(

@@ -50,14 +50,12 @@ impl Drop for HttpFilter {
     }
 }
 
-/// Reads the request headers and removes the identity headers a client may have sent: first,
-/// whatever is decided next.
+/// Reads the request headers and removes the identity headers a client may have sent, and their
+/// underscore twins (`HeaderNames::spoofed`): first, whatever is decided next.
 fn read_and_strip(shared: &Shared) -> Result<Vec<(String, String)>, AuthError> {
     let headers = host::request_headers().map_err(|_| AuthError::Malformed)?;
-    for name in shared.config.headers.all() {
-        if headers.iter().any(|(n, _)| n == name) {
-            host::remove_request_header(name).map_err(|_| AuthError::Malformed)?;
-        }
+    for name in shared.config.headers.spoofed(&headers) {
+        host::remove_request_header(name).map_err(|_| AuthError::Malformed)?;
     }
     Ok(headers)
 }

@@ -145,15 +145,18 @@ class EnvoyPool:
 
     def gateway(self, name: str, api: MessagesAPI, idp: IdP | None, plugin: Any, form: str = "struct",
                 clusters: dict[str, int] | None = None, wait: bool = True,
-                vm_env: dict[str, str] | None = None, access_log: bool = False) -> Gateway:
+                vm_env: dict[str, str] | None = None, access_log: bool = False,
+                protocol_options: dict[str, Any] | None = None) -> Gateway:
         """An Envoy with the filter configured by `plugin`; cluster `idp` points at `idp` unless
         `clusters` says otherwise; `vm_env` becomes vm_config.environment_variables; `access_log`
-        adds envoy/dev.yaml's access log (read back with `gw.envoy.access_log()`)."""
+        adds envoy/dev.yaml's access log (read back with `gw.envoy.access_log()`);
+        `protocol_options` the HTTP connection manager's common_http_protocol_options."""
         if clusters is None:
             clusters = {"idp": idp.port} if idp is not None else {}
         cfg = harness.envoy_config(upstream_port=api.port, plugin_config=plugin, form=form, wasm=self.wasm,
                                    clusters=clusters, vm_env=vm_env,
-                                   access_log=harness.dev_access_log() if access_log else None)
+                                   access_log=harness.dev_access_log() if access_log else None,
+                                   protocol_options=protocol_options)
         gw = Gateway(self.envoy(name, cfg, wait=wait), api, idp)
         self.gateways.append(gw)
         return gw

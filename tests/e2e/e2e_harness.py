@@ -127,10 +127,13 @@ def dev_access_log() -> list[dict[str, Any]]:
 def envoy_config(*, upstream_port: int, plugin_config: Any = None, form: str = "struct",
                  wasm: Path | None = None, clusters: dict[str, int] | None = None,
                  vm_env: dict[str, str] | None = None,
-                 access_log: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 access_log: list[dict[str, Any]] | None = None,
+                 protocol_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """A config like envoy/dev.yaml: listener and admin on port 0, route to cluster `messages_api`,
     the wasm filter first (left out when `wasm` is None), then the router; `access_log` (e.g.
-    dev_access_log()) goes into the connection manager."""
+    dev_access_log()) goes into the connection manager. Envoy's defaults apply (headers with
+    underscores allowed) unless `protocol_options` gives the HTTP connection manager's
+    `common_http_protocol_options`."""
     http_filters: list[dict[str, Any]] = []
     if wasm is not None:
         vm_config: dict[str, Any] = {"vm_id": "llm_gateway_auth", "runtime": "envoy.wasm.runtime.v8",
@@ -153,6 +156,8 @@ def envoy_config(*, upstream_port: int, plugin_config: Any = None, form: str = "
            "http_filters": http_filters}
     if access_log:
         hcm["access_log"] = access_log
+    if protocol_options is not None:
+        hcm["common_http_protocol_options"] = protocol_options
     all_clusters = [static_cluster("messages_api", upstream_port)]
     all_clusters += [static_cluster(n, p) for n, p in (clusters or {}).items()]
     return {"static_resources": {

@@ -46,9 +46,27 @@ def adv_idp(keys: Keys) -> Iterator[IdP]:
         yield idp
 
 
+GOOGLE_ISS = "https://accounts.google.com"
+OPAQUE_ISS = "https://sso.example.com/realms/corp"
+
+
 @pytest.fixture(scope="module")
 def gw(module_pool: EnvoyPool, api: MessagesAPI, adv_idp: IdP) -> Gateway:
-    return module_pool.gateway("adversarial", api, adv_idp, plugin_config(adv_idp))
+    """The shared gateway's configuration with a credential limit of 32 KiB, plus a Google-preset
+    provider with an explicit required_claims (issue #14 item 3) and an opaque-token provider whose
+    answers must meet required_claims (item 2), both with the IdP's RSA key inline."""
+    config = plugin_config(adv_idp)
+    one_key = json.dumps({"keys": [adv_idp.keys.jwk("rsa-1")]})
+    config["providers"] += [
+        {"name": "google", "preset": "google", "client_id": AUDIENCE, "hosted_domains": ["acme.com"],
+         "required_claims": {"azp": [AUDIENCE]}, "jwks": {"inline": one_key}},
+        {"name": "corp-sso", "issuer": OPAQUE_ISS, "audiences": [AUDIENCE], "jwks": {"inline": one_key},
+         "required_claims": {"tenant": ["acme"]}, "groups_overage": "deny",
+         "opaque_tokens": {"style": "rfc7662", "uri": OPAQUE_ISS + "/protocol/openid-connect/token/introspect",
+                           "cluster": "idp"}},
+    ]
+    config["limits"] = {"max_credential_bytes": 32 * 1024}
+    return module_pool.gateway("adversarial", api, adv_idp, config)
 
 
 # ---- building tokens ---------------------------------------------------------------------------------------
@@ -180,6 +198,7 @@ class Case:
     expect: str                  # OK, ENVOY_400, or the exact 401 message
     user: str = "user-123"       # OK rows: the user id the upstream must see
     check: Callable[[Recorded], None] | None = None   # OK rows: more about what the upstream saw
+    calls: int | None = None     # introspection calls the row must cause, counted at the stand-in
 
 
 @dataclass
@@ -215,6 +234,32 @@ def _inj(claims: dict[str, Any], **want: str) -> tuple[Callable[[IdP], str], Cal
     def check(seen: Recorded) -> None:
         only_identity(seen, **_headers(provider=PROVIDER, **want))
     return (lambda i: i.mint(claims=claims)), check
+
+
+def _twins(i: IdP) -> list[tuple[str, str]]:
+    return [("authorization", "Bearer " + jws(i)), ("x_gateway_user_email", "evil@x.example"),
+            ("X_GATEWAY_USER_ID", "evil"), ("x_gateway_user_groups", "admins"), ("x_gateway_tenant_id", "t2"),
+            ("x_gateway_groups_overage", "false"), ("x_gateway_provider", "api-key"), ("x_gateway_user_name", "Eve")]
+
+
+def _no_twins(seen: Recorded) -> None:
+    only_identity(seen, **_headers(provider=PROVIDER, user="user-123", email="user@example.com", name="Test User"))
+    assert not [k for k, _ in seen.headers if "_" in k and k.lower().replace("_", "-") in IDENTITY_HEADERS]
+
+
+def _opaque(i: IdP, **answer: Any) -> list[tuple[str, str]]:
+    token = "opq_" + uuid.uuid4().hex
+    i.add_opaque(token, {"sub": "opaque-user", "aud": AUDIENCE, "exp": _now() + 600, **answer})
+    return [("authorization", f"Bearer {token}")]
+
+
+def _google(i: IdP, **claims: Any) -> str:
+    return jws(i, claims={"iss": GOOGLE_ISS, "azp": AUDIENCE, "email": "eve@gmail.com", "email_verified": True,
+                          **claims})
+
+
+def _no_email(seen: Recorded) -> None:
+    only_identity(seen, **_headers(provider=PROVIDER, user="user-123", name="Test User"))
 
 
 KEY_NOT_FOUND = "token signing key not found"
@@ -332,8 +377,29 @@ CASES: list[Case] = [
     Case("two-segments", "RFC7515-7.1 compact serialization",
          lambda i: ".".join(jws(i).split(".")[:2]), MALFORMED),
     Case("four-segments", "RFC7515-7.1 compact serialization", lambda i: jws(i) + ".e30", MALFORMED),
-    Case("credential-20KB", "RFC6750-2.1 (size bound)",
-         lambda i: jws(i, claims={"pad": "x" * 20 * 1024}), "credential too large"),
+    Case("credential-20KB-under-configured-limit", "RFC6750-2.1 (limits.max_credential_bytes 32768; issue #14 item 10)",
+         lambda i: jws(i, claims={"pad": "x" * 20 * 1024}), OK),
+    Case("credential-40KB-over-configured-limit", "RFC6750-2.1 (limits.max_credential_bytes 32768; issue #14 item 10)",
+         lambda i: jws(i, claims={"pad": "x" * 40 * 1024}),
+         "credential too large (over the gateway's limits.max_credential_bytes)"),
+    # -- issue #14: identity that could be spoofed or widened, secrets sent where they do not belong ---------
+    Case("underscore-twins-of-identity-headers", "RFC3875-4.1.18 CGI maps _ and - alike (issue #14 item 1)",
+         _twins, OK, check=_no_twins),
+    Case("introspection-answer-misses-required-claim", "RFC7662-2.2 + required_claims (issue #14 item 2)",
+         lambda i: _opaque(i, tenant="evil", hasgroups=True), "token not issued for this gateway", calls=1),
+    Case("google-preset-hd-pin-kept-with-required-claims", "OIDC-Core-3.1.3.7 + preset pin (issue #14 item 3)",
+         lambda i: _google(i, hd=None), "account domain not allowed"),
+    Case("email-verified-false-not-forwarded", "OIDC-Core-5.1 email_verified (issue #14 item 4)",
+         lambda i: jws(i, claims={"email_verified": False}), OK, check=_no_email),
+    Case("user-id-with-spaces-and-crlf", "RFC9110-5.5 refused, never rewritten (issue #14 item 5)",
+         lambda i: jws(i, claims={"sub": " admin\r\n"}),
+         "token user id has control characters or leading or trailing spaces"),
+    Case("user-id-over-1024-bytes", "refused, never cut (issue #14 item 5)",
+         lambda i: jws(i, claims={"sub": "a" * 1025}), "token user id is over 1024 bytes"),
+    Case("sub-as-number", "RFC7519-4.1.2 StringOrURI (issue #14 item 6)",
+         lambda i: jws(i, claims={"sub": 12345}), "token sub claim is not a string"),
+    Case("client-api-key-not-introspected", "RFC7662-2.1 bearer tokens only (issue #14 item 7)",
+         lambda i: [("x-api-key", "sk-ant-api03-" + "k" * 40)], "invalid API key", calls=0),
     # -- whitespace and line breaks in the credential --------------------------------------------------------
     Case("interior-space", "RFC7515-7.1 no whitespace / RFC6750-2.1 b64token",
          lambda i: (lambda t: t[:40] + " " + t[40:])(jws(i)), MALFORMED),
@@ -352,18 +418,17 @@ CASES: list[Case] = [
 ]
 
 # Claim values that try to reach the upstream as extra or changed headers: CR, LF and NUL are removed
-# (RFC 9110 §5.5 forbids them in field values), other UTF-8 passes as is (obs-text, RFC 9110 §5.5).
+# (RFC 9110 §5.5 forbids them in field values), other UTF-8 passes as is (obs-text, RFC 9110 §5.5). A
+# user id is never rewritten: one with such characters is refused (the user-id-* rows above).
 INJECTIONS: list[tuple[str, dict[str, Any], dict[str, str]]] = [
     ("crlf-in-name", {"sub": "inj-1", "name": "x\r\nx-gateway-user-id: admin"},
      {"user": "inj-1", "name": "xx-gateway-user-id: admin", "email": "user@example.com"}),
-    ("crlf-in-sub", {"sub": "victim\r\nx-gateway-provider: api-key", "email": None, "name": None},
-     {"user": "victimx-gateway-provider: api-key"}),
     ("lf-in-email", {"sub": "inj-3", "email": "a@b.example\nx-api-key: stolen", "name": None},
      {"user": "inj-3", "email": "a@b.examplex-api-key: stolen"}),
     ("crlf-in-group", {"sub": "inj-4", "groups": ["eng\r\nx-gateway-user-groups: admins", "ops"], "name": None},
      {"user": "inj-4", "email": "user@example.com", "groups": "engx-gateway-user-groups: admins,ops"}),
-    ("nul-in-values", {"sub": "nul\u0000user", "name": "Null\u0000Byte", "email": None},
-     {"user": "nuluser", "name": "NullByte"}),
+    ("nul-in-values", {"sub": "inj-5", "name": "Null\u0000Byte", "email": None},
+     {"user": "inj-5", "name": "NullByte"}),
     ("c1-control-nel", {"sub": "inj-6", "name": "C1\u0085control", "email": None},
      {"user": "inj-6", "name": "C1control"}),
     ("non-ascii-latin", {"sub": "jörg-ß", "name": "José Müller", "email": None},
@@ -396,6 +461,7 @@ def _raw(gw: Gateway, raw: Raw) -> Result:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.name}--{c.rule.split(' ')[0]}") for c in CASES])
 def test_adversarial(gw: Gateway, adv_idp: IdP, case: Case) -> None:
+    calls_before = len(adv_idp.introspections)
     made = case.make(adv_idp)
     if isinstance(made, Raw):
         r, secret = _raw(gw, made), made.token
@@ -420,6 +486,8 @@ def test_adversarial(gw: Gateway, adv_idp: IdP, case: Case) -> None:
             assert_401(r, case.expect, secrets=(secret,))
         except AssertionError as e:
             raise AssertionError(f"{why}: {e}") from None
+    if case.calls is not None:
+        assert len(adv_idp.introspections) - calls_before == case.calls, f"{why}: introspection calls"
 
 
 def test_unusable_jwks_entries_are_logged_by_kid(gw: Gateway, adv_idp: IdP) -> None:

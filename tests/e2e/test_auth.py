@@ -54,8 +54,9 @@ def test_token_without_optional_claims_sets_only_user_and_provider(gw: Gateway, 
 
 
 def test_claim_values_are_made_header_safe(gw: Gateway, idp: IdP) -> None:
-    """A comma inside a group name becomes %2C; control characters are dropped; 1024-byte cap."""
-    token = idp.mint(claims={"sub": "u\u0001ser\u007f-1", "name": "Bob\u0007\n Smith",
+    """A comma inside a group name becomes %2C; control characters are dropped; 1024-byte cap. The user
+    id is never rewritten: one with control characters is refused (docs/hardening.md, item 5)."""
+    token = idp.mint(claims={"sub": "user-1", "name": "Bob\u0007\n Smith",
                              "email": "x" * 2000 + "@example.com", "groups": ["a,b", "c"]})
     r = gw.request(token=token)
     assert r.status == 200, r.text
@@ -64,6 +65,9 @@ def test_claim_values_are_made_header_safe(gw: Gateway, idp: IdP) -> None:
     assert seen.header_all(NAME) == ["Bob Smith"]
     assert seen.header_all(GROUPS) == ["a%2Cb,c"]
     assert seen.header_all(EMAIL) == ["x" * 1024]
+    token = idp.mint(claims={"sub": "u\u0001ser\u007f-1"})
+    assert_401(gw.request(token=token), "token user id has control characters or leading or trailing spaces",
+               secrets=(token,))
 
 
 # ---- b, c. where the credential may be --------------------------------------------------------------
@@ -161,7 +165,8 @@ REJECTED: list[tuple[str, Callable[[IdP], str], str]] = [
     ("alg-none", lambda i: i.mint("none", kid="rsa-1"), "token algorithm not allowed"),
     ("hs256", _hs256_key_confusion, "token algorithm not allowed"),
     ("no-user-id", lambda i: i.mint(claims={"sub": None}), "token has no user id claim"),
-    ("too-large", lambda i: i.mint(claims={"pad": "x" * 17000}), "credential too large"),
+    ("too-large", lambda i: i.mint(claims={"pad": "x" * 17000}),
+     "credential too large (over the gateway's limits.max_credential_bytes)"),
     ("unknown-api-key", lambda i: "sk-not-a-configured-key-0123456789", "invalid API key"),
 ]
 

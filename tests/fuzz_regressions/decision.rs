@@ -29,15 +29,15 @@ fn api_key_spellings() {
     ] {
         assert_eq!(user(&decide(&text)), Some("fuzz-bot"), "{text:?}");
     }
-    // Only space and tab are trimmed; the key must otherwise match byte for byte (anything else that
-    // is not a JWT goes to the opaque-token provider).
+    // Only space and tab are trimmed; the key must otherwise match byte for byte (anything else in
+    // x-api-key is an unknown key: only bearer tokens go to the opaque-token provider).
     for text in [
         format!("x-api-key: {API_KEY}\r"),
         format!("x-api-key: {API_KEY}\u{a0}"),
         format!("x-api-key: \"{API_KEY}\""),
         format!("x-api-key: {}", API_KEY.to_uppercase()),
     ] {
-        assert!(matches!(decide(&text), Decision::Introspect { .. }), "{text:?}");
+        assert_eq!(decide(&text), Decision::Deny(AuthError::UnknownApiKey), "{text:?}");
     }
 }
 
@@ -64,10 +64,17 @@ fn opaque_tokens_by_cache_state() {
         decide(&format!("authorization: Bearer {OPAQUE_BAD}")),
         Decision::Deny(AuthError::TokenInactive)
     );
-    assert!(matches!(decide(&format!("x-api-key: {OPAQUE_PENDING}")), Decision::WaitForIntrospection(_)));
-    match decide("x-api-key: sk-ant-api03-guess") {
+    assert!(matches!(
+        decide(&format!("authorization: Bearer {OPAQUE_PENDING}")),
+        Decision::WaitForIntrospection(_)
+    ));
+    match decide("authorization: Bearer sk-ant-api03-guess") {
         Decision::Introspect { provider: 3, .. } => {}
         other => panic!("{other:?}"),
+    }
+    // x-api-key carries API keys: one that is not configured is refused, never sent out.
+    for header in [format!("x-api-key: {OPAQUE_PENDING}"), "x-api-key: sk-ant-api03-guess".to_owned()] {
+        assert_eq!(decide(&header), Decision::Deny(AuthError::UnknownApiKey), "{header}");
     }
 }
 

@@ -193,6 +193,8 @@ fn claims_both_check() {
         claim("iss", "issuer_slash", 0),
         same(Err(AuthError::IssuerTrailingSlash), Err(Stage::Claims))
     );
+    // A numeric sub: both refuse it (RFC 7519 §4.1.2 StringOrURI), as Envoy's jwt_authn does.
+    assert_eq!(claim("sub", "small", 7), same(Err(AuthError::SubjectNotString), Err(Stage::Claims)));
     assert_eq!(claim("aud", "aud_other_first", 0), same(Ok(()), Ok(())));
     assert_eq!(claim("aud", "aud_with_number", 0), same(Err(AuthError::Malformed), Err(Stage::Claims)));
     assert_eq!(claim("aud", "empty_array", 0), same(Err(AuthError::AudienceNotAllowed), Err(Stage::Claims)));
@@ -277,7 +279,7 @@ fn every_listed_difference() {
         ),
         (
             mutate(ES256, &[set_claim("x", "long", 255)]),
-            strict(AuthError::CredentialTooLarge, "the filter caps credentials at 16 KiB"),
+            strict(AuthError::CredentialTooLarge, "the filter caps credentials at 16 KiB (limits"),
         ),
         (mutate(ES256, &[set_header("typ", "typ", 3)]), lenient(Stage::Header, "jwt-simple wants typ JWT")),
         (
@@ -302,8 +304,20 @@ fn every_listed_difference() {
             lenient(Stage::Claims, "jwt-simple refuses negative NumericDates"),
         ),
         (
-            mutate(RS384, &[set_claim("sub", "small", 7)]),
-            lenient(Stage::Claims, "jwt-simple types sub, jti and nonce"),
+            mutate(RS384, &[set_claim("jti", "small", 7)]),
+            lenient(Stage::Claims, "jwt-simple types jti and nonce"),
+        ),
+        (
+            mutate(ES256, &[set_claim("oid", "special", 1)]),
+            strict(AuthError::UserIdNotHeaderSafe, "the filter passes a user id upstream exactly"),
+        ),
+        (
+            mutate(ES256, &[set_claim("oid", "long", 17)]),
+            strict(AuthError::UserIdTooLong, "the filter refuses a user id over 1024 bytes"),
+        ),
+        (
+            mutate(RS256, &[set_claim("sub", "null", 0)]),
+            strict(AuthError::SubjectNotString, "RFC 7519 §4.1.2: sub is a StringOrURI"),
         ),
     ];
     let mut unseen: BTreeSet<&str> = listed().collect();

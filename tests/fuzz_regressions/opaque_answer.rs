@@ -119,7 +119,9 @@ fn audience_and_scope() {
     assert_eq!(answer(RFC, &rfc(json!({"scope": null}))), refused(AuthError::InsufficientScope));
     assert_eq!(expires_at(answer(RFC, &rfc(json!({"scope": null, "scp": ["x", "llm"]})))), NOW + 120);
     assert_eq!(answer(RFC, &rfc(json!({"sub": null}))), refused(AuthError::NoUserId));
-    assert_eq!(answer(RFC, &rfc(json!({"sub": "\r\n\u{0}"}))), refused(AuthError::NoUserId));
+    assert_eq!(answer(RFC, &rfc(json!({"sub": 7}))), refused(AuthError::SubjectNotString));
+    // A user id passes whole or not at all (issue #14 item 5).
+    assert_eq!(answer(RFC, &rfc(json!({"sub": "\r\n\u{0}"}))), refused(AuthError::UserIdNotHeaderSafe));
 }
 
 #[test]

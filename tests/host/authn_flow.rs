@@ -79,21 +79,142 @@ fn user_id_falls_back_to_sub_and_is_required() {
         run(&config, &[("x-api-key", &mint("ES256", &anonymous))]),
         Decision::Deny(AuthError::NoUserId)
     );
-    let empty = claims_with(json!({"oid": "\r\n", "sub": null}));
+    let empty = claims_with(json!({"oid": "", "sub": "pairwise-sub"}));
     assert_eq!(run(&config, &[("x-api-key", &mint("ES256", &empty))]), Decision::Deny(AuthError::NoUserId));
+}
+
+/// Issue #14 item 5: an id that is not already header-safe is refused, never trimmed or cut, so two
+/// different ids can never reach the upstream as one.
+#[test]
+fn user_ids_are_refused_not_rewritten() {
+    let config = inline_config();
+    let judge =
+        |changes: Value| run(&config, &[("authorization", &bearer(&mint("RS256", &claims_with(changes))))]);
+    for oid in [
+        " admin\r\n",
+        "admin\r\n",
+        " admin",
+        "admin ",
+        "ad\u{0}min",
+        "\r\n",
+        "u1\r\nx-gateway-provider: admin",
+    ] {
+        assert_eq!(judge(json!({ "oid": oid })), Decision::Deny(AuthError::UserIdNotHeaderSafe), "{oid:?}");
+    }
+    assert_eq!(judge(json!({"oid": "a".repeat(1025)})), Decision::Deny(AuthError::UserIdTooLong));
+    assert_eq!(allowed(judge(json!({"oid": "a".repeat(1024)}))).user_id, "a".repeat(1024));
+    assert_eq!(allowed(judge(json!({"oid": "jörg-ß"}))).user_id, "jörg-ß");
+}
+
+/// Issue #14 item 6: `sub` is a StringOrURI (RFC 7519 §4.1.2), refused as anything else, even when
+/// another claim gives the user id; a custom `user_claims` entry may be a string or an integer.
+#[test]
+fn sub_must_be_a_string_custom_ids_may_be_integers() {
+    let config = inline_config();
+    let judge =
+        |changes: Value| run(&config, &[("authorization", &bearer(&mint("RS256", &claims_with(changes))))]);
+    assert_eq!(judge(json!({"oid": null, "sub": 12345})), Decision::Deny(AuthError::SubjectNotString));
+    assert_eq!(judge(json!({"sub": 12345})), Decision::Deny(AuthError::SubjectNotString));
+    assert_eq!(judge(json!({"sub": ["a"]})), Decision::Deny(AuthError::SubjectNotString));
+    assert_eq!(allowed(judge(json!({"oid": 12345}))).user_id, "12345");
+    // A non-integer custom id is no id: the next claim serves.
+    assert_eq!(allowed(judge(json!({"oid": 1.5}))).user_id, "pairwise-sub");
+}
+
+/// Issue #14 item 4: an address the token says is unverified is not forwarded.
+#[test]
+fn unverified_email_is_not_forwarded() {
+    let config = inline_config();
+    let judge =
+        |changes: Value| run(&config, &[("authorization", &bearer(&mint("RS256", &claims_with(changes))))]);
+    let identity = allowed(judge(json!({"email_verified": false})));
+    assert_eq!(identity.email, None);
+    assert!(identity.headers(&config.headers).iter().all(|(name, _)| *name != "x-gateway-user-email"));
+    assert_eq!(allowed(judge(json!({"email_verified": "false"}))).email, None);
+    assert_eq!(allowed(judge(json!({"email_verified": true}))).email.as_deref(), Some("ada@example.com"));
+    // No claim either way: forwarded as before (most IdPs only issue verified addresses).
+    assert_eq!(allowed(judge(json!({}))).email.as_deref(), Some("ada@example.com"));
+}
+
+/// Issue #14 item 7: only `Authorization: Bearer` values go to introspection, and to Google's
+/// tokeninfo only Google-shaped access tokens; anything else is an unknown API key.
+#[test]
+fn only_bearer_tokens_are_introspected() {
+    let with_opaque = |style: &str| {
+        let mut config = config_json();
+        config["providers"][0]["opaque_tokens"] =
+            json!({"style": style, "uri": "https://sso.example.com/introspect", "cluster": "sso"});
+        parse_config(&config).unwrap()
+    };
+    let rfc = with_opaque("rfc7662");
+    let client_key = "sk-ant-api03-a-clients-real-key";
+    assert_eq!(run(&rfc, &[("x-api-key", client_key)]), Decision::Deny(AuthError::UnknownApiKey));
+    assert!(matches!(run(&rfc, &[("authorization", &bearer("opaque-token"))]), Decision::Introspect { .. }));
+    // Configured keys still work from either header.
+    assert_eq!(allowed(run(&rfc, &[("x-api-key", "sk-test-key")])).user_id, "ci-bot");
+    assert_eq!(allowed(run(&rfc, &[("authorization", &bearer("sk-test-key"))])).user_id, "ci-bot");
+    let google = with_opaque("google_tokeninfo");
+    for header in [("authorization", bearer(client_key)), ("x-api-key", "ya29.a0Af".to_owned())] {
+        assert_eq!(
+            run(&google, &[(header.0, &header.1)]),
+            Decision::Deny(AuthError::UnknownApiKey),
+            "{header:?}"
+        );
+    }
+    let Decision::Introspect { credential, .. } = run(&google, &[("authorization", &bearer("ya29.a0Af"))])
+    else {
+        panic!("a Google access token is asked about")
+    };
+    assert_eq!(credential.0, "ya29.a0Af");
+}
+
+/// Issue #14 item 10: `limits.max_credential_bytes`, default 16 KiB, at most 64 KiB.
+#[test]
+fn credential_limit_is_configurable() {
+    let token = mint("RS256", &claims_with(json!({"pad": "x".repeat(30 * 1024)})));
+    let request = [("authorization", bearer(&token))];
+    let request: Vec<(&str, &str)> = request.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    assert_eq!(run(&inline_config(), &request), Decision::Deny(AuthError::CredentialTooLarge));
+    let mut config = config_json();
+    config["limits"] = json!({"max_credential_bytes": 48 * 1024});
+    let config = parse_config(&config).unwrap();
+    assert_eq!(config.limits.max_credential_bytes, 48 * 1024);
+    assert_eq!(allowed(run(&config, &request)).user_id, "00000000-0000-0000-0000-000000000001");
+    assert_eq!(inline_config().limits.max_credential_bytes, 16 * 1024);
+    for (limits, error) in [
+        (
+            json!({"max_credential_bytes": 65537}),
+            "limits.max_credential_bytes: must be a whole number from 1024 to 65536",
+        ),
+        (
+            json!({"max_credential_bytes": 100}),
+            "limits.max_credential_bytes: must be a whole number from 1024 to 65536",
+        ),
+        (
+            json!({"max_credential_bytes": "16k"}),
+            "limits.max_credential_bytes: must be a whole number from 1024 to 65536",
+        ),
+        (json!({"max_token_bytes": 1}), "limits.max_token_bytes: unknown field"),
+        (json!(5), "limits: must be an object"),
+    ] {
+        let mut config = config_json();
+        config["limits"] = limits;
+        assert_eq!(parse_config(&config).unwrap_err().to_string(), error);
+    }
+    assert!(AuthError::CredentialTooLarge.client_message().contains("limits.max_credential_bytes"));
 }
 
 #[test]
 fn claim_values_are_made_header_safe() {
     let config = inline_config();
     let hostile = claims_with(json!({
-        "oid": "u1\r\nx-gateway-provider: admin",
+        "oid": "u1",
         "name": "Eve\u{0}\u{7f}",
         "email": "",
         "groups": ["a,b", "c\nd", 7, {"x": 1}],
     }));
     let identity = allowed(run(&config, &[("authorization", &bearer(&mint("EdDSA", &hostile)))]));
-    assert_eq!(identity.user_id, "u1x-gateway-provider: admin");
+    assert_eq!(identity.user_id, "u1");
     assert_eq!(identity.name.as_deref(), Some("Eve"));
     assert_eq!(identity.email, None);
     let groups =

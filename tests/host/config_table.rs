@@ -221,3 +221,40 @@ fn plugin_configuration_bytes() {
         .to_string()
         .starts_with("not a JSON object or protobuf Struct"));
 }
+
+/// Issue #14 item 1: every incoming header whose name equals an identity header once `_` is read as
+/// `-`, in any case, is stripped; other headers are left alone.
+#[test]
+fn identity_headers_and_their_underscore_twins_are_stripped() {
+    let config = parse_config(&json!({
+        "api_keys": [{"name": "k", "sha256": "00".repeat(32)}],
+        "headers": {"tenant_id": "X-Org-Id"},
+    }))
+    .unwrap();
+    // (incoming name, whether it is stripped)
+    let names = [
+        ("x_gateway_user_email", true),
+        ("X_GATEWAY_USER_ID", true),
+        ("x_gateway_user_groups", true),
+        ("x-gateway_user-name", true),
+        ("x_gateway_provider", true),
+        ("x_org_id", true),
+        ("x_gateway_groups_overage", true),
+        ("x-gateway-user-id", true),
+        ("x_gateway_tenant_id", false), // renamed to X-Org-Id: no longer an identity header
+        ("x_gateway_user_ids", false),
+        ("x-api-key", false),
+        ("x_e2e_id", false),
+        ("x-gateway-user-id", false), // already in the answer: named once however often it comes
+    ];
+    let incoming: Vec<(String, String)> =
+        names.iter().map(|(n, _)| ((*n).to_owned(), "evil".to_owned())).collect();
+    let stripped: Vec<&str> = names.iter().filter(|(_, s)| *s).map(|(n, _)| *n).collect();
+    assert_eq!(config.headers.spoofed(&incoming), stripped);
+    // Every identity header, in its own spelling and its underscore twin.
+    for name in config.headers.all() {
+        let twin = name.replace('-', "_");
+        let request = vec![(name.to_owned(), "v".to_owned()), (twin.clone(), "v".to_owned())];
+        assert_eq!(config.headers.spoofed(&request), [name, twin.as_str()]);
+    }
+}

@@ -293,3 +293,54 @@ fn calls_are_bounded_in_flight_and_per_second() {
     }
     assert_eq!(later, 5);
 }
+
+/// Issue #14 item 2: an introspection answer passes the same policy step as a JWT's claims:
+/// `required_claims`, `groups_overage: deny`, the user id rules and the e-mail rule.
+#[test]
+fn introspection_answers_meet_the_jwt_policy() {
+    let config = parse_config(&json!({"providers": [{
+        "name": "keycloak", "issuer": "https://sso.acme.com/realms/eng", "audiences": ["gateway"],
+        "jwks": {"discovery": true, "cluster": "sso"},
+        "required_claims": {"tenant": ["acme"]}, "groups_overage": "deny",
+        "opaque_tokens": {"style": "rfc7662", "uri": "https://sso.acme.com/introspect", "cluster": "sso"}
+    }]}))
+    .unwrap();
+    let answer = |changes: Value| {
+        let mut a = introspection();
+        a["tenant"] = json!("acme");
+        for (k, v) in changes.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        judge(&config, 200, a)
+    };
+    let Answer::Verdict { outcome: Ok(identity), .. } = answer(json!({})) else { panic!("accepted") };
+    assert_eq!(identity.user_id, "f:1:ada");
+    assert_eq!(refused(answer(json!({"tenant": "evil"}))), AuthError::RequiredClaim);
+    assert_eq!(refused(answer(json!({"tenant": null}))), AuthError::RequiredClaim);
+    assert_eq!(refused(answer(json!({"hasgroups": true}))), AuthError::GroupsOverage);
+    assert_eq!(refused(answer(json!({"sub": 12345}))), AuthError::SubjectNotString);
+    assert_eq!(refused(answer(json!({"sub": " admin\r\n"}))), AuthError::UserIdNotHeaderSafe);
+    let Answer::Verdict { outcome: Ok(unverified), .. } = answer(json!({"email_verified": false})) else {
+        panic!("accepted")
+    };
+    assert_eq!(unverified.email, None);
+}
+
+/// The `hd` pin of the google preset holds for tokeninfo answers (which carry no `hd`) through the
+/// verified e-mail's domain, with explicit `required_claims` merged in.
+#[test]
+fn tokeninfo_answers_keep_the_hosted_domain_pin() {
+    let config = parse_config(&json!({"providers": [{
+        "name": "google", "preset": "google", "client_id": GOOGLE_CLIENT, "hosted_domains": ["acme.com"],
+        "jwks": {"cluster": "google_jwks"}, "required_claims": {"access_type": ["online"]},
+        "opaque_tokens": {"style": "google_tokeninfo", "uri": "https://oauth2.googleapis.com/tokeninfo", "cluster": "google_oauth"}
+    }]}))
+    .unwrap();
+    assert!(matches!(judge(&config, 200, tokeninfo()), Answer::Verdict { outcome: Ok(_), .. }));
+    let mut gmail = tokeninfo();
+    gmail["email"] = json!("eve@gmail.com");
+    assert_eq!(refused(judge(&config, 200, gmail)), AuthError::DomainNotAllowed);
+    let mut offline = tokeninfo();
+    offline["access_type"] = json!("offline");
+    assert_eq!(refused(judge(&config, 200, offline)), AuthError::RequiredClaim);
+}

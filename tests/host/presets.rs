@@ -93,7 +93,7 @@ fn explicit_keys_win_over_presets() {
     let config = parse_config(&json!({"providers": [{
         "name": "entra", "preset": "entra", "tenant_id": TENANT, "client_id": CLIENT,
         "issuer": "https://sts.windows.net/t/", "issuer_aliases": [], "audiences": ["api://gateway"],
-        "user_claims": ["sub"], "required_claims": {"tid": ["other"]}, "groups_overage": "deny",
+        "user_claims": ["sub"], "required_claims": {"roles": ["gateway.user"]}, "groups_overage": "deny",
         "jwks": {"uri": "https://keys.example.com/k", "cluster": "c"}
     }]}))
     .unwrap();
@@ -102,7 +102,11 @@ fn explicit_keys_win_over_presets() {
     assert!(p.issuer_aliases.is_empty());
     assert_eq!(p.audiences, ["api://gateway"]);
     assert_eq!(p.user_claims, ["sub"]);
-    assert_eq!(p.required_claims, [("tid".to_owned(), vec!["other".to_owned()])]);
+    // required_claims is merged with the preset's pin, never replaces it (issue #14 item 3).
+    assert_eq!(
+        p.required_claims,
+        [("tid".to_owned(), vec![TENANT.to_owned()]), ("roles".to_owned(), vec!["gateway.user".to_owned()])]
+    );
     assert_eq!(p.groups_overage, OveragePolicy::Deny);
     assert!(matches!(remote(p).1, JwksLocation::Uri(_)));
 }
@@ -394,4 +398,43 @@ fn generic_provider_untouched_by_diagnostics() {
     // A nonce in the header of a non-Microsoft token is nothing special.
     let header = json!({"alg": "RS256", "kid": "rsa", "nonce": "n"});
     assert_eq!(allowed(judge(&gate(), header, claims())).provider, "generic");
+}
+
+/// Issue #14 item 3: preset pins are security, not defaults. An explicit `required_claims` adds to
+/// Google's `hd` pin and Entra's `tid` pin; it never drops them.
+#[test]
+fn explicit_required_claims_keep_the_preset_pins() {
+    let inline = json!({"inline": jwks().to_string()});
+    let config = parse_config(&json!({"providers": [
+        {"name": "google", "preset": "google", "client_id": GOOGLE_CLIENT, "hosted_domains": ["acme.com"],
+         "jwks": inline, "required_claims": {"azp": [GOOGLE_CLIENT]}},
+        {"name": "entra", "preset": "entra", "tenant_id": TENANT, "client_id": CLIENT, "jwks": inline,
+         "required_claims": {"ver": ["2.0"]}},
+    ]}))
+    .unwrap();
+    let mut gmail = google_id_token("https://accounts.google.com");
+    gmail.as_object_mut().unwrap().remove("hd");
+    gmail["email"] = json!("eve@gmail.com");
+    assert_eq!(judge(&config, rs256(), gmail), Decision::Deny(AuthError::DomainNotAllowed));
+    assert_eq!(allowed(judge(&config, rs256(), google_id_token("accounts.google.com"))).provider, "google");
+    let mut no_azp = google_id_token("accounts.google.com");
+    no_azp.as_object_mut().unwrap().remove("azp");
+    assert_eq!(judge(&config, rs256(), no_azp), Decision::Deny(AuthError::RequiredClaim));
+
+    let mut other_tenant = entra_v2_id_token();
+    other_tenant["tid"] = json!("00000000-0000-0000-0000-000000000000");
+    assert_eq!(judge(&config, rs256(), other_tenant), Decision::Deny(AuthError::TenantNotAllowed));
+    assert_eq!(allowed(judge(&config, rs256(), entra_v2_id_token())).provider, "entra");
+
+    // Narrowing a pin is allowed (both hold); an entry no pinned value satisfies is an error.
+    let narrowed = parse_config(&json!({"providers": [{"name": "g", "preset": "google", "client_id": "x",
+        "hosted_domains": ["acme.com", "b.com"], "jwks": inline, "required_claims": {"hd": ["b.com"]}}]}))
+    .unwrap();
+    assert_eq!(narrowed.providers[0].required_claims.len(), 2);
+    let disjoint = parse_config(&json!({"providers": [{"name": "g", "preset": "google", "client_id": "x",
+        "hosted_domains": ["acme.com"], "jwks": inline, "required_claims": {"hd": ["gmail.com"]}}]}));
+    assert_eq!(
+        disjoint.unwrap_err().to_string(),
+        "providers[0].required_claims.hd: the preset requires hd to be one of [\"acme.com\"]; none of these is, so no token could pass"
+    );
 }

@@ -29,9 +29,8 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use gateway_filter::authn::{decide, Decision, State};
 use gateway_filter::config::{parse_config_with_env, Config};
-use gateway_filter::credential::{find_credential, MAX_CREDENTIAL_BYTES};
+use gateway_filter::credential::{find_credential, DEFAULT_MAX_CREDENTIAL_BYTES};
 use gateway_filter::crypto::Algorithm;
-use gateway_filter::identity::header_safe;
 use gateway_filter::key_store::KeyStore;
 use gateway_filter::opaque::OpaqueState;
 use gateway_filter::reason::AuthError;
@@ -968,17 +967,27 @@ pub const FILTER_STRICTER: &[Difference] = &[
     (AuthError::NoExpiry, "the filter requires exp; jwt-simple does not", |c| c.claim("exp").is_none()),
     (
         AuthError::NoUserId,
-        "the filter needs a user id for its identity headers: the first of oid and sub that is a string \
-         or number (README: user_claims takes the first claim present), non-empty once control \
-         characters are dropped; an empty oid does not fall back to sub",
-        |c| {
-            let first = ["oid", "sub"].iter().find_map(|name| match c.claim(name) {
-                Some(Value::String(id)) => Some(header_safe(&id)),
-                Some(Value::Number(id)) => Some(id.to_string()),
-                _ => None,
-            });
-            first.is_none_or(|id| id.is_empty())
-        },
+        "the filter needs a user id for its identity headers: the first of oid (a string or an integer) \
+         and sub (a string) that is present (README: user_claims takes the first claim present), \
+         non-empty; an empty oid does not fall back to sub",
+        |c| first_user_id(c).is_none_or(|id| id.is_empty()),
+    ),
+    (
+        AuthError::UserIdNotHeaderSafe,
+        "the filter passes a user id upstream exactly as issued or not at all: one with control \
+         characters or surrounding blanks is refused, never rewritten (two ids must never become one)",
+        |c| first_user_id(c).is_some_and(|id| id.chars().any(char::is_control) || id.trim() != id),
+    ),
+    (
+        AuthError::UserIdTooLong,
+        "the filter refuses a user id over 1024 bytes rather than cut it (two ids must never become one)",
+        |c| first_user_id(c).is_some_and(|id| id.len() > 1024),
+    ),
+    (
+        AuthError::SubjectNotString,
+        "RFC 7519 §4.1.2: sub is a StringOrURI; jwt-simple reads a null sub as absent, the filter (like \
+         Envoy's jwt_authn) refuses it",
+        |c| c.claim("sub").is_some_and(|sub| sub.is_null()),
     ),
     (
         AuthError::AlgorithmNotAllowed,
@@ -988,8 +997,8 @@ pub const FILTER_STRICTER: &[Difference] = &[
     ),
     (
         AuthError::CredentialTooLarge,
-        "the filter caps credentials at 16 KiB, jwt-simple tokens at 1 MB",
-        |c| c.token.len() > MAX_CREDENTIAL_BYTES,
+        "the filter caps credentials at 16 KiB (limits.max_credential_bytes), jwt-simple tokens at 1 MB",
+        |c| c.token.len() > DEFAULT_MAX_CREDENTIAL_BYTES,
     ),
 ];
 
@@ -1040,14 +1049,22 @@ pub const JWT_SIMPLE_STRICTER: &[Refusal] = &[
     ),
     (
         Stage::Claims,
-        "jwt-simple types sub, jti and nonce as strings; the filter ignores jti and nonce and reads \
-         numeric user ids",
+        "jwt-simple types jti and nonce as strings; the filter ignores both (sub it types too)",
         |c, e| {
             e.downcast_ref::<serde_json::Error>().is_some()
-                && ["sub", "jti", "nonce"].iter().any(|name| c.claim(name).is_some_and(|v| !v.is_string()))
+                && ["jti", "nonce"].iter().any(|name| c.claim(name).is_some_and(|v| !v.is_string()))
         },
     ),
 ];
+
+/// The user id the filter reads with the default `user_claims` (oid, sub): the first present as an id.
+fn first_user_id(c: &Case) -> Option<String> {
+    ["oid", "sub"].iter().find_map(|name| match c.claim(name) {
+        Some(Value::String(id)) => Some(id),
+        Some(Value::Number(id)) if *name == "oid" && (id.is_i64() || id.is_u64()) => Some(id.to_string()),
+        _ => None,
+    })
+}
 
 fn is_jwt_type(typ: &str) -> bool {
     let typ = typ.to_uppercase();
@@ -1064,7 +1081,8 @@ pub fn diff_verdict(data: &[u8]) -> Option<Verdict> {
 fn compare(f: &DiffFixture, token: String) -> Verdict {
     let ours = f.ours(&token);
     let headers = [("authorization".to_owned(), format!("Bearer {token}"))];
-    let credential = find_credential(&headers, &f.config.token_headers).unwrap_or(&token);
+    let credential = find_credential(&headers, &f.config.token_headers, f.config.limits.max_credential_bytes)
+        .map_or(token.as_str(), |found| found.value);
     let theirs = f.theirs(credential);
     let mut parts = credential.split('.').map(|s| URL_SAFE_NO_PAD.decode(s).ok());
     let case =
