@@ -22,6 +22,7 @@ pub const MAX_CACHE_ENTRIES: usize = 10_000;
 /// Introspection answers are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// SHA-256 of a credential (`api_keys::digest`): what answers are cached and calls joined by.
 pub type Digest = [u8; 32];
 
 /// A POST to the introspection endpoint: the token travels in the form body, never in the URL.

@@ -3,6 +3,7 @@
 //! provider, Entra (keys fetched), Okta (first fetch under way), an opaque-token provider.
 
 use gateway_filter::authn::Decision;
+use gateway_filter::ids::ProviderId;
 use gateway_filter::reason::AuthError;
 
 use crate::harness::{
@@ -66,7 +67,7 @@ fn opaque_tokens_by_cache_state() {
     );
     assert!(matches!(decide(&format!("x-api-key: {OPAQUE_PENDING}")), Decision::WaitForIntrospection(_)));
     match decide("x-api-key: sk-ant-api03-guess") {
-        Decision::Introspect { provider: 3, .. } => {}
+        Decision::Introspect { provider: ProviderId(3), .. } => {}
         other => panic!("{other:?}"),
     }
 }

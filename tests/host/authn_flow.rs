@@ -3,6 +3,7 @@
 use gateway_filter::authn::{decide, Decision, State};
 use gateway_filter::config::{parse_config, Config};
 use gateway_filter::identity::Identity;
+use gateway_filter::ids::ProviderId;
 use gateway_filter::key_store::KeyStore;
 use gateway_filter::opaque::OpaqueState;
 use gateway_filter::reason::AuthError;
@@ -209,7 +210,7 @@ fn verified_tokens_are_remembered_until_their_key_goes() {
     let mut without_p256 = jwks();
     without_p256["keys"].as_array_mut().unwrap().remove(1);
     let (remaining, _) = gateway_filter::jwks::parse_jwks(without_p256.to_string().as_bytes()).unwrap();
-    cache.retain_keys(0, |fingerprint| remaining.has_fingerprint(fingerprint));
+    cache.retain_keys(ProviderId(0), |fingerprint| remaining.has_fingerprint(fingerprint));
     assert!(cache.is_empty());
 }
 
