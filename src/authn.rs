@@ -93,7 +93,7 @@ pub struct State<'a> {
 
 /// What the final step may change in the VM's state.
 pub struct StateMut<'a> {
-    pub keys: &'a mut KeyFetcher,
+    pub fetcher: &'a mut KeyFetcher,
     pub opaque: &'a mut OpaqueState,
     pub tokens: &'a mut TokenCache,
     pub now: u64,
@@ -104,7 +104,7 @@ pub fn rule(headers: &Headers, config: &Config, state: &mut StateMut) -> Ruling 
     let decision = decide(
         headers,
         config,
-        &State { keys: state.keys.keys(), opaque: state.opaque, tokens: state.tokens, now: state.now },
+        &State { keys: state.fetcher.keys(), opaque: state.opaque, tokens: state.tokens, now: state.now },
     );
     settle(decision, config, state)
 }
@@ -124,9 +124,9 @@ pub fn settle(decision: Decision, config: &Config, state: &mut StateMut) -> Ruli
         Decision::WaitForKeys(source) => Ruling::WaitForKeys(source),
         // `decide` saw the refresh allowed; a decision made against older state may find it taken.
         Decision::RefreshKeys(source) => {
-            if state.keys.refresh_for_unknown_kid(source, now) {
+            if state.fetcher.refresh_for_unknown_kid(source, now) {
                 Ruling::RefreshKeys(source)
-            } else if state.keys.keys().is_fetching(source) {
+            } else if state.fetcher.keys().is_fetching(source) {
                 Ruling::WaitForKeys(source)
             } else {
                 Ruling::Deny(AuthError::KeyNotFound)

@@ -32,7 +32,7 @@ struct Introspection {
 }
 
 pub struct VmState {
-    keys: KeyFetcher,
+    fetcher: KeyFetcher,
     opaque: OpaqueState,
     tokens: TokenCache,
     introspections: HashMap<CallId, Introspection>,
@@ -43,7 +43,7 @@ impl VmState {
     /// `vm_id`: this VM's id in fetch leases; `hash_key`: the token cache's random key.
     pub fn new(config: &Config, vm_id: u64, hash_key: [u8; 16]) -> Self {
         VmState {
-            keys: KeyFetcher::new(config, vm_id),
+            fetcher: KeyFetcher::new(config, vm_id),
             opaque: OpaqueState::default(),
             tokens: TokenCache::new(config.token_cache, hash_key),
             introspections: HashMap::new(),
@@ -54,28 +54,28 @@ impl VmState {
     /// The final decision about a request (`authn::rule`).
     pub fn rule(&mut self, config: &Config, headers: &Headers, now: u64) -> Ruling {
         let mut state =
-            StateMut { keys: &mut self.keys, opaque: &mut self.opaque, tokens: &mut self.tokens, now };
+            StateMut { fetcher: &mut self.fetcher, opaque: &mut self.opaque, tokens: &mut self.tokens, now };
         authn::rule(headers, config, &mut state)
     }
 
     pub fn keys(&self) -> &KeyStore {
-        self.keys.keys()
+        self.fetcher.keys()
     }
 
     /// Whether `call` is one of this VM's key fetches (else an introspection).
     pub fn is_fetch_call(&self, call: CallId) -> bool {
-        self.keys.is_fetch_call(call)
+        self.fetcher.is_fetch_call(call)
     }
 
     /// The key-fetch protocol, for the root context to feed its events.
     pub fn key_fetcher(&mut self) -> &mut KeyFetcher {
-        &mut self.keys
+        &mut self.fetcher
     }
 
     /// New keys of `source`: cached tokens of its providers whose signing key is gone are dropped.
     pub fn forget_removed_keys(&mut self, source: SourceId) {
-        let Some(keys) = self.keys.keys().keys(source) else { return };
-        for provider in self.keys.keys().providers_using(source) {
+        let Some(keys) = self.fetcher.keys().keys(source) else { return };
+        for provider in self.fetcher.keys().providers_using(source) {
             self.tokens.retain_keys(provider, |fingerprint| keys.has_fingerprint(fingerprint));
         }
     }
@@ -142,5 +142,67 @@ impl VmState {
         let failed = Answer::Failed("request ended".into());
         self.opaque.finish(digest, &failed, now);
         failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::parse_config;
+    use crate::reason::AuthError;
+
+    fn config() -> Config {
+        parse_config(&json!({"providers": [{"name": "sso", "issuer": "https://sso.example.com", "audiences": ["gw"],
+            "jwks": {"uri": "https://sso.example.com/keys", "cluster": "sso"},
+            "opaque_tokens": {"style": "rfc7662", "uri": "https://sso.example.com/introspect", "cluster": "sso"}}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn waiters_are_woken_once_and_forgotten_when_they_end() {
+        let mut state = VmState::new(&config(), 1, [0; 16]);
+        state.wait(ContextId(1), WaitOn::Keys(SourceId(0)));
+        state.wait(ContextId(2), WaitOn::Introspection([9; 32]));
+        state.wait(ContextId(3), WaitOn::Keys(SourceId(0)));
+        state.forget(ContextId(3));
+        assert_eq!(state.take_waiting(WaitOn::Keys(SourceId(0))), vec![ContextId(1)]);
+        assert!(state.take_waiting(WaitOn::Keys(SourceId(0))).is_empty());
+        assert_eq!(state.take_waiting(WaitOn::Introspection([9; 32])), vec![ContextId(2)]);
+    }
+
+    #[test]
+    fn an_introspection_ends_with_its_answer_or_its_request() {
+        let config = config();
+        let mut state = VmState::new(&config, 1, [0; 16]);
+        let headers = [("authorization".to_owned(), "Bearer opaque-1".to_owned())];
+        let Ruling::Introspect { provider, digest, .. } = state.rule(&config, &headers, 1_000) else {
+            panic!()
+        };
+        state.introspection_sent(CallId(7), ContextId(1), provider, digest);
+        // A second request for the same token waits for that call instead of making another.
+        assert_eq!(state.rule(&config, &headers, 1_000), Ruling::WaitForIntrospection(digest));
+        assert!(state.introspection_answered(&config, CallId(8), Some(200), 0, |_| None, 1_000).is_none());
+        let body = br#"{"active": false}"#;
+        let (_, answered, answer) = state
+            .introspection_answered(&config, CallId(7), Some(200), body.len(), |_| Some(body.to_vec()), 1_000)
+            .unwrap();
+        assert_eq!(answered, digest);
+        assert_eq!(authn::rule_on_answer(&answer), Ruling::Deny(AuthError::TokenInactive));
+        assert_eq!(
+            state.rule(&config, &headers, 1_001),
+            Ruling::Deny(AuthError::TokenInactive),
+            "remembered"
+        );
+        // The request that made a call ends first: the call is abandoned, the token asked again later.
+        let other = [("authorization".to_owned(), "Bearer opaque-2".to_owned())];
+        let Ruling::Introspect { provider, digest, .. } = state.rule(&config, &other, 1_000) else {
+            panic!()
+        };
+        state.introspection_sent(CallId(9), ContextId(2), provider, digest);
+        assert_eq!(state.forget(ContextId(2)), vec![digest]);
+        assert!(matches!(state.abandon(&digest, 1_000), Answer::Failed(_)));
+        assert!(matches!(state.rule(&config, &other, 1_000), Ruling::Introspect { .. }));
     }
 }
