@@ -146,6 +146,15 @@ pub fn settle(decision: Decision, config: &Config, state: &mut StateMut) -> Ruli
     }
 }
 
+/// The credential headers an allowed request loses before it goes upstream (`remove_credential`).
+pub fn credential_headers<'a>(config: &'a Config, headers: &'a Headers) -> impl Iterator<Item = &'a str> {
+    config
+        .token_headers
+        .iter()
+        .filter(move |name| config.remove_credential && headers.iter().any(|(n, _)| n == *name))
+        .map(String::as_str)
+}
+
 /// What the requests waiting on an introspection call get from its answer: the verdict itself
 /// (not a new decision, which could start another call), or a 503 when the endpoint failed.
 pub fn rule_on_answer(answer: &Answer) -> Ruling {

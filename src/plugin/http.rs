@@ -9,7 +9,7 @@ use proxy_wasm::types::Action;
 
 use super::host;
 use super::shared::Shared;
-use crate::authn::{rule_on_answer, Ruling};
+use crate::authn::{credential_headers, rule_on_answer, Ruling};
 use crate::ids::{CallId, ContextId, SourceId};
 use crate::metrics::{self, Metric};
 use crate::opaque::{build_call, Answer, Digest};
@@ -106,11 +106,9 @@ fn carry_out(
 ) -> Action {
     match ruling {
         Ruling::Allow(identity) => {
-            if shared.config.remove_credential {
-                for name in &shared.config.token_headers {
-                    if headers.iter().any(|(n, _)| n == name) && host::remove_request_header(name).is_err() {
-                        return deny(shared, AuthError::Malformed, context);
-                    }
+            for name in credential_headers(&shared.config, headers) {
+                if host::remove_request_header(name).is_err() {
+                    return deny(shared, AuthError::Malformed, context);
                 }
             }
             for (name, value) in identity.headers(&shared.config.headers) {
