@@ -61,20 +61,20 @@ enum ProviderKeys {
 pub struct KeyStore {
     providers: Vec<ProviderKeys>,
     sources: Vec<Source>,
-    /// Per source: its identity and the first provider that names it (for logs and fetches).
-    source_ids: Vec<(String, ProviderId)>,
+    /// Per source: its shared name and the first provider that names it (for logs and fetches).
+    names: Vec<(String, ProviderId)>,
 }
 
 impl KeyStore {
     /// Remote sources are due at once.
     pub fn new(config: &Config) -> Self {
-        let mut store = KeyStore { providers: Vec::new(), sources: Vec::new(), source_ids: Vec::new() };
+        let mut store = KeyStore { providers: Vec::new(), sources: Vec::new(), names: Vec::new() };
         for (index, provider) in config.providers.iter().enumerate() {
             let keys = match &provider.jwks {
                 JwksSource::Inline(keys) => ProviderKeys::Inline(Rc::clone(keys)),
                 JwksSource::Remote(remote) => {
-                    let id = remote.source_id();
-                    let source = match store.source_ids.iter().position(|(known, _)| *known == id) {
+                    let name = remote.shared_name();
+                    let source = match store.names.iter().position(|(known, _)| *known == name) {
                         Some(existing) => {
                             // Shared: refresh as often as the most demanding provider asks.
                             if let Some(s) = store.sources.get_mut(existing) {
@@ -96,7 +96,7 @@ impl KeyStore {
                                 max_stale_seconds: remote.max_stale_seconds,
                                 unknown_kid_refresh_seconds: remote.unknown_kid_refresh_seconds,
                             });
-                            store.source_ids.push((id, ProviderId(index)));
+                            store.names.push((name, ProviderId(index)));
                             store.sources.len() - 1
                         }
                     };
@@ -118,12 +118,12 @@ impl KeyStore {
 
     /// The first provider that names `source`: whose settings its fetches use.
     pub fn provider_of(&self, source: SourceId) -> Option<ProviderId> {
-        self.source_ids.get(source.0).map(|(_, provider)| *provider)
+        self.names.get(source.0).map(|(_, provider)| *provider)
     }
 
-    /// What identifies `source` across VMs (`RemoteJwks::source_id`): it names its shared data.
+    /// What names `source` across VMs (`RemoteJwks::shared_name`), in shared data.
     pub fn shared_name(&self, source: SourceId) -> Option<&str> {
-        self.source_ids.get(source.0).map(|(id, _)| id.as_str())
+        self.names.get(source.0).map(|(name, _)| name.as_str())
     }
 
     /// Every provider whose keys come from `source`.

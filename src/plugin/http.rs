@@ -56,9 +56,9 @@ impl Drop for HttpFilter {
         }
         let now = host::now_seconds();
         for digest in abandoned {
-            let failed = match shared.state.try_borrow_mut() {
-                Ok(mut state) => state.abandon(&digest, now),
-                Err(_) => Answer::Failed(String::new()),
+            let Ok(failed) = shared.state.try_borrow_mut().map(|mut state| state.abandon(&digest, now))
+            else {
+                continue;
             };
             wake_for_answer(shared, digest, &failed);
         }

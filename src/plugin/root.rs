@@ -122,12 +122,17 @@ fn carry_out(shared: &Shared, commands: Vec<Command>) {
 
 /// The key gauges of every provider, from this VM's keys (the last VM to record wins).
 fn record_gauges(shared: &Shared, now: u64) {
-    let state = shared.state.borrow();
-    let keys = state.keys();
-    for (index, provider) in shared.config.providers.iter().enumerate() {
-        let id = ProviderId(index);
-        shared.metrics.record(Metric::KeysLoaded(&provider.name), keys.key_count(id) as u64);
-        if let Some(age) = keys.source_of(id).and_then(|s| keys.age(s, now)) {
+    let gauges: Vec<(usize, Option<u64>)> = {
+        let state = shared.state.borrow();
+        let keys = state.keys();
+        (0..shared.config.providers.len())
+            .map(ProviderId)
+            .map(|id| (keys.key_count(id), keys.source_of(id).and_then(|s| keys.age(s, now))))
+            .collect()
+    };
+    for (provider, (count, age)) in shared.config.providers.iter().zip(gauges) {
+        shared.metrics.record(Metric::KeysLoaded(&provider.name), count as u64);
+        if let Some(age) = age {
             shared.metrics.record(Metric::KeySetAgeSeconds(&provider.name), age);
         }
     }
