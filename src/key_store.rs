@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use crate::config::{Config, JwksSource};
+use crate::ids::{ProviderId, SourceId};
 use crate::jwks::KeySet;
 
 /// First retry after a failed fetch; doubles per failure.
@@ -26,10 +27,10 @@ pub enum KeyAvailability<'k> {
 /// What to do about a token whose `kid` is not in the key set.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UnknownKid {
-    /// A refresh may start now (the caller starts it with `start_fetch`).
-    Refresh(usize),
+    /// A refresh may start now (the caller starts it with `start_unknown_kid_refresh`).
+    Refresh(SourceId),
     /// A fetch is under way already: wait for it.
-    Wait(usize),
+    Wait(SourceId),
     /// A refresh for an unknown `kid` happened too recently: refuse now.
     Refuse,
 }
@@ -53,27 +54,27 @@ struct Source {
 #[derive(Debug)]
 enum ProviderKeys {
     Inline(Rc<KeySet>),
-    Source(usize),
+    Source(SourceId),
 }
 
 #[derive(Debug)]
 pub struct KeyStore {
     providers: Vec<ProviderKeys>,
     sources: Vec<Source>,
-    /// Per source: its identity and the first provider that names it (for logs and fetches).
-    source_ids: Vec<(String, usize)>,
+    /// Per source: its shared name and the first provider that names it (for logs and fetches).
+    names: Vec<(String, ProviderId)>,
 }
 
 impl KeyStore {
     /// Remote sources are due at once.
     pub fn new(config: &Config) -> Self {
-        let mut store = KeyStore { providers: Vec::new(), sources: Vec::new(), source_ids: Vec::new() };
+        let mut store = KeyStore { providers: Vec::new(), sources: Vec::new(), names: Vec::new() };
         for (index, provider) in config.providers.iter().enumerate() {
             let keys = match &provider.jwks {
                 JwksSource::Inline(keys) => ProviderKeys::Inline(Rc::clone(keys)),
                 JwksSource::Remote(remote) => {
-                    let id = remote.source_id();
-                    let source = match store.source_ids.iter().position(|(known, _)| *known == id) {
+                    let name = remote.shared_name();
+                    let source = match store.names.iter().position(|(known, _)| *known == name) {
                         Some(existing) => {
                             // Shared: refresh as often as the most demanding provider asks.
                             if let Some(s) = store.sources.get_mut(existing) {
@@ -95,11 +96,11 @@ impl KeyStore {
                                 max_stale_seconds: remote.max_stale_seconds,
                                 unknown_kid_refresh_seconds: remote.unknown_kid_refresh_seconds,
                             });
-                            store.source_ids.push((id, index));
+                            store.names.push((name, ProviderId(index)));
                             store.sources.len() - 1
                         }
                     };
-                    ProviderKeys::Source(source)
+                    ProviderKeys::Source(SourceId(source))
                 }
             };
             store.providers.push(keys);
@@ -108,26 +109,39 @@ impl KeyStore {
     }
 
     /// The source a provider's keys come from (`None` for inline keys).
-    pub fn source_of(&self, provider: usize) -> Option<usize> {
-        match self.providers.get(provider)? {
+    pub fn source_of(&self, provider: ProviderId) -> Option<SourceId> {
+        match self.providers.get(provider.0)? {
             ProviderKeys::Source(source) => Some(*source),
             ProviderKeys::Inline(_) => None,
         }
     }
 
     /// The first provider that names `source`: whose settings its fetches use.
-    pub fn provider_of(&self, source: usize) -> Option<usize> {
-        self.source_ids.get(source).map(|(_, provider)| *provider)
+    pub fn provider_of(&self, source: SourceId) -> Option<ProviderId> {
+        self.names.get(source.0).map(|(_, provider)| *provider)
+    }
+
+    /// What names `source` across VMs (`RemoteJwks::shared_name`), in shared data.
+    pub fn shared_name(&self, source: SourceId) -> Option<&str> {
+        self.names.get(source.0).map(|(name, _)| name.as_str())
+    }
+
+    /// Every provider whose keys come from `source`.
+    pub fn providers_using(&self, source: SourceId) -> impl Iterator<Item = ProviderId> + '_ {
+        self.providers.iter().enumerate().filter_map(move |(index, keys)| match keys {
+            ProviderKeys::Source(s) if *s == source => Some(ProviderId(index)),
+            _ => None,
+        })
     }
 
     pub fn sources(&self) -> usize {
         self.sources.len()
     }
 
-    pub fn availability(&self, provider: usize, now: u64) -> KeyAvailability<'_> {
-        let source = match self.providers.get(provider) {
+    pub fn availability(&self, provider: ProviderId, now: u64) -> KeyAvailability<'_> {
+        let source = match self.providers.get(provider.0) {
             Some(ProviderKeys::Inline(keys)) => return KeyAvailability::Ready(keys),
-            Some(ProviderKeys::Source(source)) => self.sources.get(*source),
+            Some(ProviderKeys::Source(source)) => self.sources.get(source.0),
             None => None,
         };
         let Some(source) = source else { return KeyAvailability::Unavailable };
@@ -140,9 +154,15 @@ impl KeyStore {
 
     /// A token named a `kid` the provider's keys lack: refresh at once unless one was done for this
     /// reason within `unknown_kid_refresh_seconds`.
-    pub fn unknown_kid(&self, provider: usize, now: u64) -> UnknownKid {
-        let Some(index) = self.source_of(provider) else { return UnknownKid::Refuse };
-        let Some(source) = self.sources.get(index) else { return UnknownKid::Refuse };
+    pub fn unknown_kid(&self, provider: ProviderId, now: u64) -> UnknownKid {
+        match self.source_of(provider) {
+            Some(source) => self.unknown_kid_of(source, now),
+            None => UnknownKid::Refuse,
+        }
+    }
+
+    fn unknown_kid_of(&self, index: SourceId, now: u64) -> UnknownKid {
+        let Some(source) = self.sources.get(index.0) else { return UnknownKid::Refuse };
         if source.fetching {
             return UnknownKid::Wait(index);
         }
@@ -152,15 +172,12 @@ impl KeyStore {
         }
     }
 
-    /// Starts an unknown-`kid` refresh of `source`, if still allowed; true when it started.
-    pub fn start_unknown_kid_refresh(&mut self, source: usize, now: u64) -> bool {
-        let Some(s) = self.sources.get_mut(source) else { return false };
-        let limited = s
-            .last_unknown_kid_refresh
-            .is_some_and(|last| now < last.saturating_add(s.unknown_kid_refresh_seconds));
-        if s.fetching || limited {
+    /// Starts an unknown-`kid` refresh of `source` if `unknown_kid` allows one; true when it started.
+    pub fn start_unknown_kid_refresh(&mut self, source: SourceId, now: u64) -> bool {
+        if self.unknown_kid_of(source, now) != UnknownKid::Refresh(source) {
             return false;
         }
+        let Some(s) = self.sources.get_mut(source.0) else { return false };
         s.last_unknown_kid_refresh = Some(now);
         s.fetching = true;
         true
@@ -168,7 +185,7 @@ impl KeyStore {
 
     /// Sources whose fetch is due at `now`; they are marked as fetching. Keys past their maximum
     /// staleness are dropped here.
-    pub fn start_due_fetches(&mut self, now: u64) -> Vec<usize> {
+    pub fn start_due_fetches(&mut self, now: u64) -> Vec<SourceId> {
         let mut due = Vec::new();
         for (i, source) in self.sources.iter_mut().enumerate() {
             if source.is_too_stale(now) {
@@ -177,7 +194,7 @@ impl KeyStore {
             if !source.fetching && now >= source.next_fetch_at {
                 source.fetching = true;
                 source.attempted = true;
-                due.push(i);
+                due.push(SourceId(i));
             }
         }
         due
@@ -185,8 +202,8 @@ impl KeyStore {
 
     /// New keys: the time they were fetched is `fetched_at` (earlier than `now` when another VM
     /// fetched them).
-    pub fn fetch_succeeded(&mut self, source: usize, keys: Rc<KeySet>, fetched_at: u64, now: u64) {
-        if let Some(s) = self.sources.get_mut(source) {
+    pub fn fetch_succeeded(&mut self, source: SourceId, keys: Rc<KeySet>, fetched_at: u64, now: u64) {
+        if let Some(s) = self.sources.get_mut(source.0) {
             s.keys = Some(keys);
             s.fetched_at = fetched_at;
             s.fetching = false;
@@ -197,8 +214,8 @@ impl KeyStore {
 
     /// A failed fetch keeps the last good keys and retries after a backoff that doubles per
     /// failure, plus `jitter` (0..1 of the backoff) so workers and gateways do not retry in step.
-    pub fn fetch_failed(&mut self, source: usize, now: u64, jitter: f64) {
-        if let Some(s) = self.sources.get_mut(source) {
+    pub fn fetch_failed(&mut self, source: SourceId, now: u64, jitter: f64) {
+        if let Some(s) = self.sources.get_mut(source.0) {
             s.fetching = false;
             s.failures = s.failures.saturating_add(1);
             let cap = if s.keys.is_some() { MAX_RETRY_SECONDS } else { MAX_RETRY_NEVER_FETCHED_SECONDS };
@@ -215,45 +232,45 @@ impl KeyStore {
 
     /// Another VM fetches this source and will try again at `retry_at`: nothing is in flight here
     /// (requests do not wait), and this VM looks again then.
-    pub fn defer_fetch(&mut self, source: usize, retry_at: u64) {
-        if let Some(s) = self.sources.get_mut(source) {
+    pub fn defer_fetch(&mut self, source: SourceId, retry_at: u64) {
+        if let Some(s) = self.sources.get_mut(source.0) {
             s.fetching = false;
             s.next_fetch_at = retry_at;
         }
     }
 
     /// The keys of `source`, when it has any (to decide whether new keys changed anything).
-    pub fn keys(&self, source: usize) -> Option<&Rc<KeySet>> {
-        self.sources.get(source)?.keys.as_ref()
+    pub fn keys(&self, source: SourceId) -> Option<&Rc<KeySet>> {
+        self.sources.get(source.0)?.keys.as_ref()
     }
 
-    pub fn key_count(&self, provider: usize) -> usize {
-        match self.providers.get(provider) {
+    pub fn key_count(&self, provider: ProviderId) -> usize {
+        match self.providers.get(provider.0) {
             Some(ProviderKeys::Inline(keys)) => keys.len(),
             Some(ProviderKeys::Source(source)) => {
-                self.sources.get(*source).and_then(|s| s.keys.as_ref()).map_or(0, |k| k.len())
+                self.sources.get(source.0).and_then(|s| s.keys.as_ref()).map_or(0, |k| k.len())
             }
             None => 0,
         }
     }
 
     /// Seconds since the keys of `source` were fetched, if it has keys.
-    pub fn age(&self, source: usize, now: u64) -> Option<u64> {
-        let s = self.sources.get(source)?;
+    pub fn age(&self, source: SourceId, now: u64) -> Option<u64> {
+        let s = self.sources.get(source.0)?;
         s.keys.as_ref().map(|_| now.saturating_sub(s.fetched_at))
     }
 
     /// When the next fetch of `source` is due.
-    pub fn next_fetch_at(&self, source: usize) -> Option<u64> {
-        self.sources.get(source).map(|s| s.next_fetch_at)
+    pub fn next_fetch_at(&self, source: SourceId) -> Option<u64> {
+        self.sources.get(source.0).map(|s| s.next_fetch_at)
     }
 
-    pub fn failures(&self, source: usize) -> u32 {
-        self.sources.get(source).map_or(0, |s| s.failures)
+    pub fn failures(&self, source: SourceId) -> u32 {
+        self.sources.get(source.0).map_or(0, |s| s.failures)
     }
 
-    pub fn is_fetching(&self, source: usize) -> bool {
-        self.sources.get(source).is_some_and(|s| s.fetching)
+    pub fn is_fetching(&self, source: SourceId) -> bool {
+        self.sources.get(source.0).is_some_and(|s| s.fetching)
     }
 }
 

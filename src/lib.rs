@@ -12,7 +12,9 @@ pub mod crypto;
 pub mod diagnosis;
 pub mod discovery;
 pub mod identity;
+pub mod ids;
 pub mod jwks;
+pub mod key_fetch;
 pub mod key_store;
 pub mod metrics;
 pub mod opaque;
@@ -27,6 +29,7 @@ pub mod struct_pb;
 pub mod token;
 pub mod token_cache;
 pub mod url;
+pub mod vm_state;
 
 #[cfg(target_arch = "wasm32")]
 mod plugin;

@@ -22,6 +22,7 @@ pub const MAX_CACHE_ENTRIES: usize = 10_000;
 /// Introspection answers are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// SHA-256 of a credential (`api_keys::digest`): what answers are cached and calls joined by.
 pub type Digest = [u8; 32];
 
 /// Google's access tokens start `ya29.`; anything else is not one, and is never sent to tokeninfo.

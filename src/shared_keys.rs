@@ -9,12 +9,12 @@ const LEASE_VERSION: u8 = 2;
 /// its fetch timeout.
 pub const LEASE_SLACK_SECONDS: u64 = 2;
 
-pub fn record_key(source_id: &str) -> String {
-    format!("gateway_auth/jwks/{source_id}")
+pub fn record_key(shared_name: &str) -> String {
+    format!("gateway_auth/jwks/{shared_name}")
 }
 
-pub fn lease_key(source_id: &str) -> String {
-    format!("gateway_auth/lease/{source_id}")
+pub fn lease_key(shared_name: &str) -> String {
+    format!("gateway_auth/lease/{shared_name}")
 }
 
 /// The last outcome of fetching one key source, as published by whichever VM fetched.

@@ -9,29 +9,23 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 
+use crate::config::CacheLimits;
 use crate::identity::Identity;
+use crate::ids::ProviderId;
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 
-/// A token's cache key.
-pub type Digest = [u8; 16];
+/// A token's cache key: its keyed hash.
+pub type CacheKey = [u8; 16];
 
 /// What a verified token leaves in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
-    pub digest: Digest,
-    pub provider: usize,
+    pub key: CacheKey,
+    pub provider: ProviderId,
     pub identity: Identity,
     pub expires_at: u64,
     pub key_fingerprint: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub max_entries: usize,
-    pub max_bytes: usize,
-    /// 0 turns the cache off.
-    pub max_seconds: u64,
 }
 
 struct Slot {
@@ -41,16 +35,16 @@ struct Slot {
 }
 
 pub struct TokenCache {
-    limits: Limits,
+    limits: CacheLimits,
     hash_key: [u8; 16],
-    index: HashMap<Digest, usize>,
+    index: HashMap<CacheKey, usize>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     hand: usize,
     bytes: usize,
 }
 
-/// Fixed cost of an entry beyond its strings (digest, indexes, Vec and HashMap overhead).
+/// Fixed cost of an entry beyond its strings (key, indexes, Vec and HashMap overhead).
 const ENTRY_OVERHEAD_BYTES: usize = 160;
 
 fn size_of(entry: &Verified) -> usize {
@@ -66,7 +60,7 @@ fn size_of(entry: &Verified) -> usize {
 
 impl TokenCache {
     /// `hash_key`: random, per VM; it never leaves the VM.
-    pub fn new(limits: Limits, hash_key: [u8; 16]) -> Self {
+    pub fn new(limits: CacheLimits, hash_key: [u8; 16]) -> Self {
         TokenCache {
             limits,
             hash_key,
@@ -79,15 +73,15 @@ impl TokenCache {
     }
 
     /// The cache key of a token.
-    pub fn key_of(&self, token: &str) -> Digest {
+    pub fn key_of(&self, token: &str) -> CacheKey {
         let mut hasher = SipHasher24::new_with_key(&self.hash_key);
         std::hash::Hasher::write(&mut hasher, token.as_bytes());
         hasher.finish128().as_bytes()
     }
 
     /// The identity of a token verified before and still valid at `now`.
-    pub fn get(&self, digest: &Digest, now: u64) -> Option<&Verified> {
-        let slot = self.slots.get(*self.index.get(digest)?)?.as_ref()?;
+    pub fn get(&self, key: &CacheKey, now: u64) -> Option<&Verified> {
+        let slot = self.slots.get(*self.index.get(key)?)?.as_ref()?;
         if now >= slot.entry.expires_at {
             return None;
         }
@@ -107,14 +101,14 @@ impl TokenCache {
         if bytes > self.limits.max_bytes {
             return;
         }
-        self.remove(&entry.digest);
+        self.remove(&entry.key);
         while self.index.len() >= self.limits.max_entries || self.bytes + bytes > self.limits.max_bytes {
             if !self.evict_one() {
                 return;
             }
         }
         let slot = Slot { entry, bytes, referenced: Cell::new(false) };
-        let digest = slot.entry.digest;
+        let key = slot.entry.key;
         let position = match self.free.pop() {
             Some(position) => {
                 if let Some(place) = self.slots.get_mut(position) {
@@ -128,20 +122,20 @@ impl TokenCache {
             }
         };
         self.bytes += bytes;
-        self.index.insert(digest, position);
+        self.index.insert(key, position);
     }
 
     /// Drops the entries of `provider` whose signing key `still_present` says is gone.
-    pub fn retain_keys(&mut self, provider: usize, still_present: impl Fn(u64) -> bool) {
-        let gone: Vec<Digest> = self
+    pub fn retain_keys(&mut self, provider: ProviderId, still_present: impl Fn(u64) -> bool) {
+        let gone: Vec<CacheKey> = self
             .slots
             .iter()
             .flatten()
             .filter(|s| s.entry.provider == provider && !still_present(s.entry.key_fingerprint))
-            .map(|s| s.entry.digest)
+            .map(|s| s.entry.key)
             .collect();
-        for digest in gone {
-            self.remove(&digest);
+        for key in gone {
+            self.remove(&key);
         }
     }
 
@@ -157,8 +151,8 @@ impl TokenCache {
         self.bytes
     }
 
-    fn remove(&mut self, digest: &Digest) {
-        if let Some(position) = self.index.remove(digest) {
+    fn remove(&mut self, key: &CacheKey) {
+        if let Some(position) = self.index.remove(key) {
             if let Some(slot) = self.slots.get_mut(position).and_then(Option::take) {
                 self.bytes -= slot.bytes;
                 self.free.push(position);
@@ -180,11 +174,11 @@ impl TokenCache {
                     slot.referenced.set(false);
                     None
                 }
-                Some(Some(slot)) => Some(slot.entry.digest),
+                Some(Some(slot)) => Some(slot.entry.key),
                 _ => None,
             };
-            if let Some(digest) = victim {
-                self.remove(&digest);
+            if let Some(key) = victim {
+                self.remove(&key);
                 return true;
             }
         }
@@ -198,8 +192,8 @@ mod tests {
 
     fn entry(n: u8, provider: usize, expires_at: u64, key: u64) -> Verified {
         Verified {
-            digest: [n; 16],
-            provider,
+            key: [n; 16],
+            provider: ProviderId(provider),
             identity: Identity {
                 user_id: format!("user-{n:03}"),
                 email: None,
@@ -214,8 +208,8 @@ mod tests {
         }
     }
 
-    fn limits(max_entries: usize) -> Limits {
-        Limits { max_entries, max_bytes: 1 << 20, max_seconds: 600 }
+    fn limits(max_entries: usize) -> CacheLimits {
+        CacheLimits { max_entries, max_bytes: 1 << 20, max_seconds: 600 }
     }
 
     #[test]
@@ -258,7 +252,7 @@ mod tests {
         assert_eq!(cache.len(), 100);
         let one = size_of(&entry(1, 0, 0, 0));
         let mut small =
-            TokenCache::new(Limits { max_entries: 1000, max_bytes: one * 5, max_seconds: 600 }, [7; 16]);
+            TokenCache::new(CacheLimits { max_entries: 1000, max_bytes: one * 5, max_seconds: 600 }, [7; 16]);
         for n in 0..50 {
             small.insert(entry(n, 0, 5_000, 7), 1_000);
         }
@@ -272,7 +266,7 @@ mod tests {
         cache.insert(entry(1, 0, 5_000, 7), 1_000);
         cache.insert(entry(2, 0, 5_000, 8), 1_000);
         cache.insert(entry(3, 1, 5_000, 8), 1_000);
-        cache.retain_keys(0, |key| key == 7);
+        cache.retain_keys(ProviderId(0), |key| key == 7);
         assert!(cache.get(&[1; 16], 1_000).is_some());
         assert!(cache.get(&[2; 16], 1_000).is_none(), "key 8 left provider 0");
         assert!(cache.get(&[3; 16], 1_000).is_some(), "provider 1 is not touched");
@@ -290,7 +284,7 @@ mod tests {
     #[test]
     fn off_when_max_seconds_is_zero() {
         let mut cache =
-            TokenCache::new(Limits { max_entries: 10, max_bytes: 1 << 20, max_seconds: 0 }, [7; 16]);
+            TokenCache::new(CacheLimits { max_entries: 10, max_bytes: 1 << 20, max_seconds: 0 }, [7; 16]);
         cache.insert(entry(1, 0, 5_000, 7), 1_000);
         assert!(cache.is_empty());
     }

@@ -17,7 +17,7 @@ use reader::{array, error, non_empty_strings, strings, unique, Obj, Result};
 use crate::credential::{
     DEFAULT_MAX_CREDENTIAL_BYTES, MAX_CREDENTIAL_BYTES_LIMIT, MIN_CREDENTIAL_BYTES_LIMIT,
 };
-pub use crate::token_cache::Limits as CacheLimits;
+use crate::ids::ProviderId;
 use crate::{strict_json, struct_pb};
 
 const DEFAULT_TOKEN_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
@@ -45,14 +45,40 @@ pub struct Limits {
 
 impl Config {
     /// The provider whose `issuer` or one of its `issuer_aliases` is exactly `iss`.
-    pub fn provider_for_issuer(&self, iss: &str) -> Option<(usize, &Provider)> {
-        self.providers.iter().enumerate().find(|(_, p)| p.accepts_issuer(iss))
+    pub fn provider_for_issuer(&self, iss: &str) -> Option<(ProviderId, &Provider)> {
+        self.providers
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.accepts_issuer(iss))
+            .map(|(i, p)| (ProviderId(i), p))
     }
 
     /// The provider that validates opaque tokens, if one does (at most one may).
-    pub fn opaque_provider(&self) -> Option<(usize, &Provider)> {
-        self.providers.iter().enumerate().find(|(_, p)| p.opaque_tokens.is_some())
+    pub fn opaque_provider(&self) -> Option<(ProviderId, &Provider)> {
+        self.providers
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.opaque_tokens.is_some())
+            .map(|(i, p)| (ProviderId(i), p))
     }
+
+    pub fn provider(&self, id: ProviderId) -> Option<&Provider> {
+        self.providers.get(id.0)
+    }
+
+    /// A provider's name for logs and metrics; `?` for an id from another configuration.
+    pub fn provider_name(&self, id: ProviderId) -> &str {
+        self.provider(id).map_or("?", |p| p.name.as_str())
+    }
+}
+
+/// Bounds of the verified-token cache (`token_cache`), an extension of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheLimits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    /// 0 turns the cache off.
+    pub max_seconds: u64,
 }
 
 #[derive(Debug)]

@@ -104,8 +104,9 @@ impl RemoteJwks {
         (home == authority).then_some(self.cluster.as_str())
     }
 
-    /// What identifies the key source: providers naming the same one share one fetch and key set.
-    pub fn source_id(&self) -> String {
+    /// The key source's name across VMs (in shared data): providers naming the same one share one
+    /// fetch and key set.
+    pub fn shared_name(&self) -> String {
         match &self.location {
             JwksLocation::Uri(url) => format!("uri {} {}{}", self.cluster, url.authority, url.path),
             JwksLocation::Discovery(url) => {

@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 
+use crate::key_fetch::{SharedStore, StoreError};
 use crate::reply::Reply;
 
 /// Request headers in one host call; values that are not UTF-8 are read lossily (such a value is
@@ -111,14 +112,20 @@ pub fn dispatch(
     hostcalls::dispatch_http_call(cluster, headers, body, vec![], Duration::from_millis(timeout_ms))
 }
 
-/// Shared data of this VM id (all workers): the value and its CAS token.
-pub fn shared_data(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-    hostcalls::get_shared_data(key).unwrap_or((None, None))
-}
+/// The shared data of this VM id (all workers).
+pub struct HostStore;
 
-/// Writes shared data; with `cas`, only if nobody wrote since it was read.
-pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
-    hostcalls::set_shared_data(key, Some(value), cas)
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|status| match status {
+            Status::CasMismatch => StoreError::CasMismatch,
+            _ => StoreError::Refused,
+        })
+    }
 }
 
 pub fn define_metric(gauge: bool, name: &str) -> Option<u32> {
@@ -140,6 +147,13 @@ pub fn random_key() -> [u8; 16] {
     key[..8].copy_from_slice(&random_u64().to_le_bytes());
     key[8..].copy_from_slice(&random_u64().to_le_bytes());
     key
+}
+
+/// A fraction in 0..1 that spreads retries (`KeyStore::fetch_failed`).
+pub fn jitter() -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let jitter = (random_u64() % 1000) as f64 / 1000.0;
+    jitter
 }
 
 /// 64 unpredictable bits: SipHash output under std's per-thread random keys, which WASI

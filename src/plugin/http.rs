@@ -1,4 +1,5 @@
-//! Per-request glue: strip spoofable headers, ask `authn`, apply the decision.
+//! Per-request glue: strip spoofable headers, ask `authn` for a ruling, carry it out; wake the
+//! requests that waited for keys or for an introspection answer.
 
 use std::rc::Rc;
 
@@ -7,15 +8,17 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
-use super::root::{on_introspection_response, Shared, WaitOn};
-use crate::authn::{decide, Decision, State};
+use super::shared::Shared;
+use crate::authn::{credential_headers, rule_on_answer, Ruling};
+use crate::ids::{CallId, ContextId, SourceId};
 use crate::metrics::{self, Metric};
-use crate::opaque::{build_call, Answer};
+use crate::opaque::{build_call, Answer, Digest};
 use crate::reason::AuthError;
 use crate::reply;
+use crate::vm_state::WaitOn;
 
 pub struct HttpFilter {
-    pub context_id: u32,
+    pub context: ContextId,
     /// `None` only if the host creates requests for a plugin whose configuration failed.
     pub shared: Option<Rc<Shared>>,
 }
@@ -24,7 +27,7 @@ impl Context for HttpFilter {
     /// Introspection calls made while this request was being decided answer here.
     fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
         if let Some(shared) = &self.shared {
-            on_introspection_response(shared, token_id, body_size);
+            on_introspection_response(shared, CallId(token_id), body_size);
         }
     }
 }
@@ -32,8 +35,8 @@ impl Context for HttpFilter {
 impl HttpContext for HttpFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match &self.shared {
-            Some(shared) => process_request(shared, self.context_id),
-            None => send_denial(AuthError::NotConfigured, self.context_id),
+            Some(shared) => process_request(shared, self.context),
+            None => send_denial(AuthError::NotConfigured, self.context),
         }
     }
 }
@@ -43,10 +46,22 @@ impl Drop for HttpFilter {
     /// it made: whoever waits on those answers gets a 503 instead of waiting forever.
     fn drop(&mut self) {
         let Some(shared) = &self.shared else { return };
-        if let Ok(mut waiting) = shared.waiting.try_borrow_mut() {
-            waiting.retain(|(id, _)| *id != self.context_id);
+        let abandoned = match shared.state.try_borrow_mut() {
+            Ok(mut state) => state.forget(self.context),
+            Err(_) => return,
+        };
+        // Nearly every request ends with no call of its own in flight: no clock read for it.
+        if abandoned.is_empty() {
+            return;
         }
-        super::root::abandon_calls_of(shared, self.context_id);
+        let now = host::now_seconds();
+        for digest in abandoned {
+            let Ok(failed) = shared.state.try_borrow_mut().map(|mut state| state.abandon(&digest, now))
+            else {
+                continue;
+            };
+            wake_for_answer(shared, digest, &failed);
+        }
     }
 }
 
@@ -60,100 +75,75 @@ fn read_and_strip(shared: &Shared) -> Result<Vec<(String, String)>, AuthError> {
     Ok(headers)
 }
 
-/// Decides the request whose context is the effective one and applies the decision. Called when
-/// its headers arrive and again, from the root context, when keys it waited for have come.
-pub fn process_request(shared: &Shared, context_id: u32) -> Action {
+/// Rules on the request whose context is the effective one and carries the ruling out. Called when
+/// its headers arrive and again, when keys it waited for have come.
+fn process_request(shared: &Shared, context: ContextId) -> Action {
     let headers = match read_and_strip(shared) {
         Ok(headers) => headers,
-        Err(reason) => return deny(shared, reason, context_id),
+        Err(reason) => return deny(shared, reason, context),
     };
     let now = host::now_seconds();
-    let decision = {
-        let keys = shared.keys.borrow();
-        let opaque = shared.opaque.borrow();
-        let tokens = shared.tokens.borrow();
-        decide(&headers, &shared.config, &State { keys: &keys, opaque: &opaque, tokens: &tokens, now })
-    };
-    apply(shared, context_id, &headers, decision, now)
+    let ruling = shared.state.borrow_mut().rule(&shared.config, &headers, now);
+    carry_out(shared, context, &headers, ruling, now)
 }
 
-/// Applies a decision reached elsewhere (an introspection answer shared by several requests).
-pub fn resolve(shared: &Shared, context_id: u32, decision: Decision) -> Action {
+/// Carries out a ruling made elsewhere (an introspection answer shared by several requests).
+fn resolve(shared: &Shared, context: ContextId, ruling: Ruling) -> Action {
     match read_and_strip(shared) {
-        Ok(headers) => apply(shared, context_id, &headers, decision, host::now_seconds()),
-        Err(reason) => deny(shared, reason, context_id),
+        Ok(headers) => carry_out(shared, context, &headers, ruling, host::now_seconds()),
+        Err(reason) => deny(shared, reason, context),
     }
 }
 
-fn apply(
+fn carry_out(
     shared: &Shared,
-    context_id: u32,
+    context: ContextId,
     headers: &[(String, String)],
-    decision: Decision,
+    ruling: Ruling,
     now: u64,
 ) -> Action {
-    match decision {
-        Decision::Verified(verified) => {
-            let identity = verified.identity.clone();
-            shared.tokens.borrow_mut().insert(*verified, now);
-            apply(shared, context_id, headers, Decision::Allow(identity), now)
-        }
-        Decision::Allow(identity) => {
-            if shared.config.remove_credential {
-                for name in &shared.config.token_headers {
-                    if headers.iter().any(|(n, _)| n == name) && host::remove_request_header(name).is_err() {
-                        return deny(shared, AuthError::Malformed, context_id);
-                    }
+    match ruling {
+        Ruling::Allow(identity) => {
+            for name in credential_headers(&shared.config, headers) {
+                if host::remove_request_header(name).is_err() {
+                    return deny(shared, AuthError::Malformed, context);
                 }
             }
             for (name, value) in identity.headers(&shared.config.headers) {
                 if host::set_request_header(name, value).is_err() {
-                    return deny(shared, AuthError::Malformed, context_id);
+                    return deny(shared, AuthError::Malformed, context);
                 }
             }
-            debug!("allowed provider={} ctx=#{context_id}", identity.provider);
+            debug!("allowed provider={} ctx={context}", identity.provider);
             shared.metrics.increment(Metric::Allowed);
             Action::Continue
         }
-        Decision::Deny(reason) => deny(shared, reason, context_id),
-        Decision::WaitForKeys(source) => {
-            debug!("waiting for keys source={source} ctx=#{context_id}");
-            shared.waiting.borrow_mut().push((context_id, WaitOn::Keys(source)));
+        Ruling::Deny(reason) => deny(shared, reason, context),
+        Ruling::WaitForKeys(source) => {
+            debug!("waiting for keys source={source} ctx={context}");
+            shared.state.borrow_mut().wait(context, WaitOn::Keys(source));
             Action::Pause
         }
-        Decision::RefreshKeys(source) => {
-            let started = shared.keys.borrow_mut().start_unknown_kid_refresh(source, now);
-            if started {
-                debug!("unknown kid: refreshing keys source={source} ctx=#{context_id}");
-                shared.refresh_requests.borrow_mut().push(source);
-            } else if !shared.keys.borrow().is_fetching(source) {
-                return deny(shared, AuthError::KeyNotFound, context_id);
-            }
-            shared.waiting.borrow_mut().push((context_id, WaitOn::Keys(source)));
+        Ruling::RefreshKeys(source) => {
+            debug!("unknown kid: refreshing keys source={source} ctx={context}");
+            shared.state.borrow_mut().wait(context, WaitOn::Keys(source));
             Action::Pause
         }
-        Decision::WaitForIntrospection(digest) => {
-            shared.waiting.borrow_mut().push((context_id, WaitOn::Introspection(digest)));
+        Ruling::WaitForIntrospection(digest) => {
+            shared.state.borrow_mut().wait(context, WaitOn::Introspection(digest));
             Action::Pause
         }
-        Decision::Introspect { provider, digest, credential } => {
-            let Some(opaque) = shared.config.providers.get(provider).and_then(|p| p.opaque_tokens.as_ref())
-            else {
-                return deny(shared, AuthError::IntrospectionUnavailable, context_id);
-            };
-            let admitted = shared.opaque.borrow_mut().admit(
-                digest,
-                opaque.max_pending,
-                opaque.max_calls_per_second,
-                now,
+        Ruling::IntrospectionThrottled(provider) => {
+            debug!(
+                "introspection not started: calls at their limit provider={} ctx={context}",
+                shared.config.provider_name(provider)
             );
-            if !admitted {
-                debug!(
-                    "introspection not started: calls at their limit provider={} ctx=#{context_id}",
-                    shared.provider_name(provider)
-                );
-                return deny(shared, AuthError::IntrospectionUnavailable, context_id);
-            }
+            deny(shared, AuthError::IntrospectionUnavailable, context)
+        }
+        Ruling::Introspect { provider, digest, credential } => {
+            let Some(opaque) = shared.config.provider(provider).and_then(|p| p.opaque_tokens.as_ref()) else {
+                return deny(shared, AuthError::IntrospectionUnavailable, context);
+            };
             let call = build_call(opaque, &credential.0);
             match host::dispatch(
                 &opaque.cluster,
@@ -162,18 +152,17 @@ fn apply(
                 opaque.timeout_ms,
             ) {
                 Ok(token) => {
-                    shared.introspections.borrow_mut().insert(token, (context_id, provider, digest));
-                    shared.waiting.borrow_mut().push((context_id, WaitOn::Introspection(digest)));
+                    shared.state.borrow_mut().introspection_sent(CallId(token), context, provider, digest);
                     Action::Pause
                 }
                 Err(status) => {
                     warn!(
                         "introspection failed provider={} reason=\"dispatch to cluster '{}' refused ({status:?})\"",
-                        shared.provider_name(provider),
+                        shared.config.provider_name(provider),
                         opaque.cluster
                     );
-                    shared.opaque.borrow_mut().finish(&digest, &Answer::Failed(String::new()), now);
-                    deny(shared, AuthError::IntrospectionUnavailable, context_id)
+                    shared.state.borrow_mut().introspection_not_sent(&digest, now);
+                    deny(shared, AuthError::IntrospectionUnavailable, context)
                 }
             }
         }
@@ -181,17 +170,63 @@ fn apply(
 }
 
 /// Refuses the request, counted in the metrics.
-pub fn deny(shared: &Shared, reason: AuthError, context_id: u32) -> Action {
+fn deny(shared: &Shared, reason: AuthError, context: ContextId) -> Action {
     shared.metrics.increment(metrics::for_denial(reason));
-    send_denial(reason, context_id)
+    send_denial(reason, context)
 }
 
-fn send_denial(reason: AuthError, context_id: u32) -> Action {
+fn send_denial(reason: AuthError, context: ContextId) -> Action {
     // The id the client shows (`request-id`) matches this line, never the credential.
     let request_id = reply::request_id([host::random_u64(), host::random_u64()]);
-    debug!("denied reason=\"{reason}\" request_id={request_id} ctx=#{context_id}");
+    debug!("denied reason=\"{reason}\" request_id={request_id} ctx={context}");
     if host::send_reply(&reply::deny(reason, &request_id)).is_err() {
-        warn!("cannot send the denial ctx=#{context_id}");
+        warn!("cannot send the denial ctx={context}");
     }
     Action::Pause
+}
+
+/// Runs `step` as each request waiting on `on`, resuming those it lets through.
+fn wake(shared: &Shared, on: WaitOn, mut step: impl FnMut(ContextId) -> Action) {
+    let woken = shared.state.borrow_mut().take_waiting(on);
+    for context in woken {
+        if host::set_effective_context(context.0).is_err() {
+            continue;
+        }
+        if step(context) == Action::Continue && host::resume_request().is_err() {
+            warn!("cannot resume request ctx={context}");
+        }
+    }
+}
+
+/// Rules again on every request that waited on a fetch of `source`.
+pub fn wake_for_keys(shared: &Shared, source: SourceId) {
+    wake(shared, WaitOn::Keys(source), |context| process_request(shared, context));
+}
+
+/// Gives every request that waited on this token the provider's answer.
+fn wake_for_answer(shared: &Shared, digest: Digest, answer: &Answer) {
+    wake(shared, WaitOn::Introspection(digest), |context| resolve(shared, context, rule_on_answer(answer)));
+}
+
+/// An introspection answer, wherever it arrives (the call belongs to the context that made it).
+pub fn on_introspection_response(shared: &Shared, call: CallId, body_size: usize) {
+    let status = host::call_response_status();
+    let answered = shared.state.borrow_mut().introspection_answered(
+        &shared.config,
+        call,
+        status,
+        body_size,
+        host::call_response_body,
+        host::now_seconds(),
+    );
+    let Some((provider, digest, answer)) = answered else { return };
+    let name = shared.config.provider_name(provider);
+    match &answer {
+        Answer::Failed(reason) => warn!("introspection failed provider={name} reason=\"{reason}\""),
+        Answer::Verdict { outcome: Err(reason), .. } => {
+            debug!("introspection refused provider={name} reason=\"{reason}\"");
+        }
+        Answer::Verdict { outcome: Ok(_), .. } => {}
+    }
+    wake_for_answer(shared, digest, &answer);
 }

@@ -3,6 +3,7 @@
 //! provider, Entra (keys fetched), Okta (first fetch under way), an opaque-token provider.
 
 use gateway_filter::authn::Decision;
+use gateway_filter::ids::ProviderId;
 use gateway_filter::reason::AuthError;
 
 use crate::harness::{
@@ -69,7 +70,7 @@ fn opaque_tokens_by_cache_state() {
         Decision::WaitForIntrospection(_)
     ));
     match decide("authorization: Bearer sk-ant-api03-guess") {
-        Decision::Introspect { provider: 3, .. } => {}
+        Decision::Introspect { provider: ProviderId(3), .. } => {}
         other => panic!("{other:?}"),
     }
     // x-api-key carries API keys: one that is not configured is refused, never sent out.

@@ -1,8 +1,9 @@
 //! The whole decision: credential lookup, API keys, provider selection, key availability, identity.
 
-use gateway_filter::authn::{decide, Decision, State};
+use gateway_filter::authn::{credential_headers, decide, Decision, State};
 use gateway_filter::config::{parse_config, Config};
 use gateway_filter::identity::Identity;
+use gateway_filter::ids::ProviderId;
 use gateway_filter::key_store::KeyStore;
 use gateway_filter::opaque::OpaqueState;
 use gateway_filter::reason::AuthError;
@@ -330,7 +331,7 @@ fn verified_tokens_are_remembered_until_their_key_goes() {
     let mut without_p256 = jwks();
     without_p256["keys"].as_array_mut().unwrap().remove(1);
     let (remaining, _) = gateway_filter::jwks::parse_jwks(without_p256.to_string().as_bytes()).unwrap();
-    cache.retain_keys(0, |fingerprint| remaining.has_fingerprint(fingerprint));
+    cache.retain_keys(ProviderId(0), |fingerprint| remaining.has_fingerprint(fingerprint));
     assert!(cache.is_empty());
 }
 
@@ -344,4 +345,17 @@ fn token_cache_limits_are_configurable() {
     let mut bad = config_json();
     bad["token_cache"] = json!({"max_age": 5});
     assert_eq!(parse_config(&bad).unwrap_err().to_string(), "token_cache.max_age: unknown field");
+}
+
+#[test]
+fn an_allowed_request_loses_the_credential_headers_it_has() {
+    let mut json = config_json();
+    json["token_headers"] = json!(["authorization", "x-api-key", "x-goog-iap-jwt-assertion"]);
+    let config = parse_config(&json).unwrap();
+    let request = headers(&[("x-api-key", "sk-test-key"), ("authorization", "Basic x"), ("accept", "*/*")]);
+    let removed: Vec<&str> = credential_headers(&config, &request).collect();
+    assert_eq!(removed, vec!["authorization", "x-api-key"]);
+    json["remove_credential"] = json!(false);
+    let keep = parse_config(&json).unwrap();
+    assert_eq!(credential_headers(&keep, &request).count(), 0);
 }

@@ -148,7 +148,7 @@ pub fn sha256_hex(text: &str) -> String {
 /// A token cache with the default limits, empty.
 pub fn empty_cache() -> gateway_filter::token_cache::TokenCache {
     gateway_filter::token_cache::TokenCache::new(
-        gateway_filter::token_cache::Limits { max_entries: 10_000, max_bytes: 1 << 24, max_seconds: 600 },
+        gateway_filter::config::CacheLimits { max_entries: 10_000, max_bytes: 1 << 24, max_seconds: 600 },
         [42; 16],
     )
 }

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use gateway_filter::authn::{decide, Decision, State};
 use gateway_filter::config::{parse_config, Config};
+use gateway_filter::ids::{ProviderId, SourceId};
 use gateway_filter::jwks::{parse_jwks, KeySet};
 use gateway_filter::key_store::{KeyAvailability, KeyStore, UnknownKid};
 use gateway_filter::opaque::OpaqueState;
@@ -34,7 +35,7 @@ fn decide_at(config: &Config, keys: &KeyStore, token: &str, now: u64) -> Decisio
 }
 
 fn ready(keys: &KeyStore, now: u64) -> bool {
-    matches!(keys.availability(0, now), KeyAvailability::Ready(_))
+    matches!(keys.availability(ProviderId(0), now), KeyAvailability::Ready(_))
 }
 
 #[test]
@@ -43,9 +44,9 @@ fn first_fetch_waits_then_fails_or_succeeds() {
     let mut keys = KeyStore::new(&config);
     let token = mint("RS256", &claims());
     // Right after configuration, before the first tick has started the fetch: wait for it.
-    assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::WaitForKeys(0));
-    assert_eq!(keys.start_due_fetches(NOW), vec![0]);
-    assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::WaitForKeys(0));
+    assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::WaitForKeys(SourceId(0)));
+    assert_eq!(keys.start_due_fetches(NOW), vec![SourceId(0)]);
+    assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::WaitForKeys(SourceId(0)));
     // API keys never wait for an identity provider.
     let headers = vec![("x-api-key".to_owned(), "sk-test-key".to_owned())];
     let api_key = decide(
@@ -54,12 +55,12 @@ fn first_fetch_waits_then_fails_or_succeeds() {
         &State { keys: &keys, opaque: &OpaqueState::default(), tokens: &empty_cache(), now: NOW },
     );
     assert!(api_key.identity().is_some());
-    keys.fetch_failed(0, NOW, 0.0);
+    keys.fetch_failed(SourceId(0), NOW, 0.0);
     assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::Deny(AuthError::KeysUnavailable));
     // The next attempt after the backoff succeeds: usable without a restart.
     assert!(keys.start_due_fetches(NOW).is_empty());
-    assert_eq!(keys.start_due_fetches(NOW + 1), vec![0]);
-    keys.fetch_succeeded(0, key_set(), NOW + 1, NOW + 1);
+    assert_eq!(keys.start_due_fetches(NOW + 1), vec![SourceId(0)]);
+    keys.fetch_succeeded(SourceId(0), key_set(), NOW + 1, NOW + 1);
     assert!(decide_at(&config, &keys, &token, NOW + 1).identity().is_some());
 }
 
@@ -67,34 +68,34 @@ fn first_fetch_waits_then_fails_or_succeeds() {
 fn refresh_schedule_and_backoff_growth() {
     let config = config();
     let mut keys = KeyStore::new(&config);
-    assert!(matches!(keys.availability(0, NOW), KeyAvailability::Pending));
-    assert_eq!(keys.start_due_fetches(NOW), vec![0]);
+    assert!(matches!(keys.availability(ProviderId(0), NOW), KeyAvailability::Pending));
+    assert_eq!(keys.start_due_fetches(NOW), vec![SourceId(0)]);
     assert!(keys.start_due_fetches(NOW).is_empty(), "no second fetch while one is under way");
-    assert!(matches!(keys.availability(0, NOW), KeyAvailability::Pending));
+    assert!(matches!(keys.availability(ProviderId(0), NOW), KeyAvailability::Pending));
     // Never fetched: 1, 2, 4 ... seconds, capped at 30 so the provider is usable soon after it is back.
     let mut now = NOW;
     for expected in [1, 2, 4, 8, 16, 30, 30] {
-        keys.fetch_failed(0, now, 0.0);
+        keys.fetch_failed(SourceId(0), now, 0.0);
         assert!(keys.start_due_fetches(now + expected - 1).is_empty());
-        assert_eq!(keys.start_due_fetches(now + expected), vec![0], "backoff {expected}");
+        assert_eq!(keys.start_due_fetches(now + expected), vec![SourceId(0)], "backoff {expected}");
         now += expected;
     }
-    keys.fetch_succeeded(0, key_set(), now, now);
-    assert_eq!(keys.key_count(0), 4);
-    assert_eq!(keys.age(0, now + 5), Some(5));
+    keys.fetch_succeeded(SourceId(0), key_set(), now, now);
+    assert_eq!(keys.key_count(ProviderId(0)), 4);
+    assert_eq!(keys.age(SourceId(0), now + 5), Some(5));
     // Fresh until refresh_seconds (60), then refreshed in the background: keys stay usable.
     assert!(keys.start_due_fetches(now + 59).is_empty());
-    assert_eq!(keys.start_due_fetches(now + 60), vec![0]);
+    assert_eq!(keys.start_due_fetches(now + 60), vec![SourceId(0)]);
     assert!(ready(&keys, now + 60), "refreshing keeps serving the old keys");
     // Failed refreshes keep the last good keys; backoff grows up to refresh_seconds.
     let mut t = now + 60;
     for expected in [1, 2, 4, 8, 16, 32, 60, 60] {
-        keys.fetch_failed(0, t, 0.0);
+        keys.fetch_failed(SourceId(0), t, 0.0);
         assert!(ready(&keys, t));
-        assert_eq!(keys.start_due_fetches(t + expected), vec![0], "stale backoff {expected}");
+        assert_eq!(keys.start_due_fetches(t + expected), vec![SourceId(0)], "stale backoff {expected}");
         t += expected;
     }
-    assert_eq!(keys.failures(0), 8);
+    assert_eq!(keys.failures(SourceId(0)), 8);
 }
 
 #[test]
@@ -105,11 +106,11 @@ fn following_another_workers_retries() {
     keys.start_due_fetches(NOW);
     // Another VM holds the lease while it backs off until NOW + 8: nothing is in flight here, so
     // requests are answered at once rather than held, and this VM looks again at NOW + 8.
-    keys.defer_fetch(0, NOW + 8);
+    keys.defer_fetch(SourceId(0), NOW + 8);
     assert_eq!(decide_at(&config, &keys, &token, NOW), Decision::Deny(AuthError::KeysUnavailable));
     assert!(keys.start_due_fetches(NOW + 7).is_empty());
-    assert_eq!(keys.start_due_fetches(NOW + 8), vec![0]);
-    assert_eq!(keys.failures(0), 0, "another VM's failure is not counted here");
+    assert_eq!(keys.start_due_fetches(NOW + 8), vec![SourceId(0)]);
+    assert_eq!(keys.failures(SourceId(0)), 0, "another VM's failure is not counted here");
 }
 
 #[test]
@@ -118,13 +119,13 @@ fn jitter_spreads_retries() {
     let mut keys = KeyStore::new(&config);
     keys.start_due_fetches(NOW);
     for _ in 0..4 {
-        keys.fetch_failed(0, NOW, 0.0);
+        keys.fetch_failed(SourceId(0), NOW, 0.0);
         keys.start_due_fetches(NOW + 100);
     }
     // Fifth failure: backoff 16 s, jitter 0.5 adds 8 s.
-    keys.fetch_failed(0, NOW, 0.5);
+    keys.fetch_failed(SourceId(0), NOW, 0.5);
     assert!(keys.start_due_fetches(NOW + 23).is_empty());
-    assert_eq!(keys.start_due_fetches(NOW + 24), vec![0]);
+    assert_eq!(keys.start_due_fetches(NOW + 24), vec![SourceId(0)]);
 }
 
 #[test]
@@ -132,7 +133,7 @@ fn keys_past_max_staleness_are_dropped() {
     let config = config();
     let mut keys = KeyStore::new(&config);
     keys.start_due_fetches(NOW);
-    keys.fetch_succeeded(0, key_set(), NOW, NOW);
+    keys.fetch_succeeded(SourceId(0), key_set(), NOW, NOW);
     // Every refresh fails from here on; 600 s of staleness are tolerated.
     let mut t = NOW + 60;
     while t <= NOW + 600 {
@@ -145,16 +146,19 @@ fn keys_past_max_staleness_are_dropped() {
     let expired = NOW + 601;
     let token_now =
         mint("ES256", &claims_with(json!({"exp": expired + 3600, "iat": expired - 1, "nbf": expired - 1})));
-    assert!(matches!(keys.availability(0, expired), KeyAvailability::Unavailable | KeyAvailability::Pending));
+    assert!(matches!(
+        keys.availability(ProviderId(0), expired),
+        KeyAvailability::Unavailable | KeyAvailability::Pending
+    ));
     let decision = decide_at(&config, &keys, &token_now, expired);
     assert!(
-        matches!(decision, Decision::Deny(AuthError::KeysUnavailable) | Decision::WaitForKeys(0)),
+        matches!(decision, Decision::Deny(AuthError::KeysUnavailable) | Decision::WaitForKeys(SourceId(0))),
         "{decision:?}"
     );
     for due in keys.start_due_fetches(expired) {
         keys.fetch_failed(due, expired, 0.0);
     }
-    assert_eq!(keys.key_count(0), 0, "dropped, not just hidden");
+    assert_eq!(keys.key_count(ProviderId(0)), 0, "dropped, not just hidden");
     assert_eq!(decide_at(&config, &keys, &token_now, expired), Decision::Deny(AuthError::KeysUnavailable));
 }
 
@@ -163,20 +167,20 @@ fn unknown_kid_refresh_is_rate_limited() {
     let config = config();
     let mut keys = KeyStore::new(&config);
     keys.start_due_fetches(NOW);
-    keys.fetch_succeeded(0, key_set(), NOW, NOW);
+    keys.fetch_succeeded(SourceId(0), key_set(), NOW, NOW);
     let rotated = mint_with(&json!({"alg": "RS256", "kid": "new-key"}), &claims(), "RS256");
-    assert_eq!(decide_at(&config, &keys, &rotated, NOW + 5), Decision::RefreshKeys(0));
-    assert!(keys.start_unknown_kid_refresh(0, NOW + 5));
+    assert_eq!(decide_at(&config, &keys, &rotated, NOW + 5), Decision::RefreshKeys(SourceId(0)));
+    assert!(keys.start_unknown_kid_refresh(SourceId(0), NOW + 5));
     // While it runs, other unknown kids wait for it instead of starting more fetches.
-    assert_eq!(keys.unknown_kid(0, NOW + 5), UnknownKid::Wait(0));
-    assert_eq!(decide_at(&config, &keys, &rotated, NOW + 5), Decision::WaitForKeys(0));
-    assert!(!keys.start_unknown_kid_refresh(0, NOW + 5));
-    keys.fetch_succeeded(0, key_set(), NOW + 6, NOW + 6);
+    assert_eq!(keys.unknown_kid(ProviderId(0), NOW + 5), UnknownKid::Wait(SourceId(0)));
+    assert_eq!(decide_at(&config, &keys, &rotated, NOW + 5), Decision::WaitForKeys(SourceId(0)));
+    assert!(!keys.start_unknown_kid_refresh(SourceId(0), NOW + 5));
+    keys.fetch_succeeded(SourceId(0), key_set(), NOW + 6, NOW + 6);
     // Still unknown after the refresh: refused at once, no new fetch for 30 s.
     assert_eq!(decide_at(&config, &keys, &rotated, NOW + 6), Decision::Deny(AuthError::KeyNotFound));
     assert_eq!(decide_at(&config, &keys, &rotated, NOW + 34), Decision::Deny(AuthError::KeyNotFound));
-    assert!(!keys.start_unknown_kid_refresh(0, NOW + 34));
-    assert_eq!(decide_at(&config, &keys, &rotated, NOW + 35), Decision::RefreshKeys(0));
+    assert!(!keys.start_unknown_kid_refresh(SourceId(0), NOW + 34));
+    assert_eq!(decide_at(&config, &keys, &rotated, NOW + 35), Decision::RefreshKeys(SourceId(0)));
     // A flood of 500 random kids in one window causes one refresh.
     let mut refreshes = 0;
     for i in 0..500 {
@@ -203,7 +207,7 @@ fn rotation_removes_keys() {
     let config = config();
     let mut keys = KeyStore::new(&config);
     keys.start_due_fetches(NOW);
-    keys.fetch_succeeded(0, key_set(), NOW, NOW);
+    keys.fetch_succeeded(SourceId(0), key_set(), NOW, NOW);
     let token = mint("RS256", &claims());
     assert!(decide_at(&config, &keys, &token, NOW).identity().is_some());
     // The provider drops the RSA key.
@@ -211,8 +215,8 @@ fn rotation_removes_keys() {
     rotated["keys"].as_array_mut().unwrap().remove(0);
     let rotated = Rc::new(parse_jwks(rotated.to_string().as_bytes()).unwrap().0);
     keys.start_due_fetches(NOW + 60);
-    keys.fetch_succeeded(0, rotated, NOW + 60, NOW + 60);
-    assert_eq!(decide_at(&config, &keys, &token, NOW + 60), Decision::RefreshKeys(0));
+    keys.fetch_succeeded(SourceId(0), rotated, NOW + 60, NOW + 60);
+    assert_eq!(decide_at(&config, &keys, &token, NOW + 60), Decision::RefreshKeys(SourceId(0)));
 }
 
 #[test]
@@ -231,16 +235,24 @@ fn providers_naming_one_source_share_it() {
     let mut keys = KeyStore::new(&config);
     assert_eq!(keys.sources(), 2);
     assert_eq!(
-        (keys.source_of(0), keys.source_of(1), keys.source_of(2), keys.source_of(3)),
-        (Some(0), Some(0), Some(1), None)
+        (
+            keys.source_of(ProviderId(0)),
+            keys.source_of(ProviderId(1)),
+            keys.source_of(ProviderId(2)),
+            keys.source_of(ProviderId(3))
+        ),
+        (Some(SourceId(0)), Some(SourceId(0)), Some(SourceId(1)), None)
     );
-    assert_eq!(keys.provider_of(0), Some(0));
-    assert_eq!(keys.start_due_fetches(NOW), vec![0, 1]);
-    keys.fetch_succeeded(0, key_set(), NOW, NOW);
-    assert_eq!((keys.key_count(0), keys.key_count(1), keys.key_count(2)), (4, 4, 0));
+    assert_eq!(keys.provider_of(SourceId(0)), Some(ProviderId(0)));
+    assert_eq!(keys.start_due_fetches(NOW), vec![SourceId(0), SourceId(1)]);
+    keys.fetch_succeeded(SourceId(0), key_set(), NOW, NOW);
+    assert_eq!(
+        (keys.key_count(ProviderId(0)), keys.key_count(ProviderId(1)), keys.key_count(ProviderId(2))),
+        (4, 4, 0)
+    );
     // The shared source refreshes as often as its most demanding provider asks (120 s).
     assert!(keys.start_due_fetches(NOW + 119).is_empty());
-    assert_eq!(keys.start_due_fetches(NOW + 120), vec![0]);
+    assert_eq!(keys.start_due_fetches(NOW + 120), vec![SourceId(0)]);
 }
 
 #[test]
@@ -249,10 +261,10 @@ fn keys_from_another_worker_keep_their_fetch_time() {
     let mut keys = KeyStore::new(&config);
     keys.start_due_fetches(NOW);
     // Another VM fetched 50 s ago: the next refresh is due 10 s from now, not 60.
-    keys.fetch_succeeded(0, key_set(), NOW - 50, NOW);
-    assert_eq!(keys.age(0, NOW), Some(50));
+    keys.fetch_succeeded(SourceId(0), key_set(), NOW - 50, NOW);
+    assert_eq!(keys.age(SourceId(0), NOW), Some(50));
     assert!(keys.start_due_fetches(NOW + 9).is_empty());
-    assert_eq!(keys.start_due_fetches(NOW + 10), vec![0]);
+    assert_eq!(keys.start_due_fetches(NOW + 10), vec![SourceId(0)]);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod authn_flow;
 mod config_table;
 mod fixtures;
+mod key_fetch;
 mod key_lifecycle;
 mod opaque_tokens;
 mod presets;

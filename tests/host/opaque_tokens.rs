@@ -2,6 +2,7 @@
 
 use gateway_filter::authn::{decide, Decision, State};
 use gateway_filter::config::{parse_config, parse_config_with_env, Config, OpaqueTokens, Provider};
+use gateway_filter::ids::ProviderId;
 use gateway_filter::key_store::KeyStore;
 use gateway_filter::opaque::{build_call, evaluate, Answer, Lookup, OpaqueState, NEGATIVE_CACHE_SECONDS};
 use gateway_filter::reason::AuthError;
@@ -213,7 +214,7 @@ fn decisions_use_the_cache_and_share_calls() {
     else {
         panic!("expected a call");
     };
-    assert_eq!((provider, credential.0.as_str()), (0, "ya29.token-one"));
+    assert_eq!((provider, credential.0.as_str()), (ProviderId(0), "ya29.token-one"));
     assert_eq!(format!("{credential:?}"), "Credential(..)");
     assert!(state.admit(digest, 64, 20, NOW));
     // A second request with the same token waits for the same call.

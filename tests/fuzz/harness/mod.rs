@@ -21,6 +21,7 @@ use gateway_filter::credential::find_credential;
 use gateway_filter::crypto::{Algorithm, PublicKey};
 use gateway_filter::discovery::{self, parse_discovery};
 use gateway_filter::identity::{Identity, API_KEY_PROVIDER};
+use gateway_filter::ids::{ProviderId, SourceId};
 use gateway_filter::jwks::{self, parse_jwks, KeySet};
 use gateway_filter::key_store::KeyStore;
 use gateway_filter::opaque::{evaluate, Answer, OpaqueState, NEGATIVE_CACHE_SECONDS};
@@ -269,8 +270,8 @@ pub fn config(data: &[u8]) {
     let due = store.start_due_fetches(NOW);
     assert_eq!(due.len(), store.sources());
     for (index, _) in config.providers.iter().enumerate() {
-        let _ = store.availability(index, NOW);
-        let _ = store.unknown_kid(index, NOW);
+        let _ = store.availability(ProviderId(index), NOW);
+        let _ = store.unknown_kid(ProviderId(index), NOW);
     }
 
     // The same settings must mean the same in both encodings Envoy may hand over: re-encode what
@@ -379,9 +380,9 @@ pub struct DecisionFixture {
     pub opaque_identity: Identity,
     /// Provider index of the opaque-token provider; key sources of Entra (keys fetched) and Okta
     /// (first fetch under way).
-    pub sso: usize,
-    pub entra_source: usize,
-    pub okta_source: usize,
+    pub sso: ProviderId,
+    pub entra_source: SourceId,
+    pub okta_source: SourceId,
 }
 
 /// API keys; the inline-key provider; Entra with fetched keys (the fixed ones); Okta whose first
@@ -412,7 +413,7 @@ pub fn decision_fixture() -> DecisionFixture {
     .expect("decision config");
     let mut keys = KeyStore::new(&config);
     let source = |name: &str| {
-        let index = config.providers.iter().position(|p| p.name == name).expect("provider");
+        let index = ProviderId(config.providers.iter().position(|p| p.name == name).expect("provider"));
         (index, keys.source_of(index).expect("remote keys"))
     };
     let ((_, entra_source), (_, okta_source), (sso, sso_source)) =
@@ -514,8 +515,8 @@ pub fn decision(data: &[u8]) {
                     signed_by_fixed_keys(credential),
                     "verified a credential nobody issued: {credential:?}"
                 );
-                assert_eq!(verified.digest, f.tokens.key_of(credential));
-                let provider = &f.config.providers[verified.provider];
+                assert_eq!(verified.key, f.tokens.key_of(credential));
+                let provider = &f.config.providers[verified.provider.0];
                 assert!(provider.name == "fuzz-idp" || provider.name == "entra", "{verified:?}");
                 assert_eq!(verified.identity.provider, provider.name);
                 assert!(f.fixed.has_fingerprint(verified.key_fingerprint));

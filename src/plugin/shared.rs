@@ -1,0 +1,15 @@
+//! What the root context and the HTTP contexts of one VM share: the configuration, the VM's state
+//! (one owner, `VmState`, in one cell) and the metrics.
+
+use std::cell::RefCell;
+
+use super::metrics::Metrics;
+use crate::config::Config;
+use crate::vm_state::VmState;
+
+pub struct Shared {
+    pub config: Config,
+    /// Borrowed only between host calls: a host call may run another callback of this VM.
+    pub state: RefCell<VmState>,
+    pub metrics: Metrics,
+}
