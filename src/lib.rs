@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod authn;
+pub mod budget;
 pub mod config;
 pub mod credential;
 pub mod crypto;
@@ -22,11 +23,13 @@ pub mod reason;
 pub mod reply;
 pub mod rsa_verify;
 pub mod shared_keys;
+pub mod sse;
 pub mod strict_json;
 pub mod struct_pb;
 pub mod token;
 pub mod token_cache;
 pub mod url;
+pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod plugin;

@@ -5,6 +5,7 @@
 mod preset;
 mod provider;
 mod reader;
+mod usage;
 
 use serde_json::Value;
 
@@ -16,6 +17,7 @@ use reader::{array, error, non_empty_strings, strings, unique, Obj, Result};
 
 pub use crate::token_cache::Limits as CacheLimits;
 use crate::{strict_json, struct_pb};
+pub use usage::{Budgets, Usage};
 
 const DEFAULT_TOKEN_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
 /// The configuration is a few KiB; a megabyte is a mistake (or an attack on the VM's memory).
@@ -30,6 +32,8 @@ pub struct Config {
     pub headers: HeaderNames,
     pub remove_credential: bool,
     pub token_cache: CacheLimits,
+    pub usage: Usage,
+    pub budgets: Budgets,
 }
 
 impl Config {
@@ -60,11 +64,12 @@ pub struct HeaderNames {
     pub provider: String,
     pub tenant_id: String,
     pub groups_overage: String,
+    pub budget_group: String,
 }
 
 impl HeaderNames {
     /// Every identity header: each is removed from incoming requests so a client cannot spoof it.
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.user_id,
             &self.email,
@@ -73,6 +78,7 @@ impl HeaderNames {
             &self.provider,
             &self.tenant_id,
             &self.groups_overage,
+            &self.budget_group,
         ]
     }
 }
@@ -130,7 +136,17 @@ pub fn parse_config(root: &Value) -> Result<Config> {
 
 pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     let root = Obj::new(root, String::new())?;
-    root.only(&["providers", "token_headers", "api_keys", "headers", "remove_credential", "token_cache"])?;
+    root.only(&[
+        "providers",
+        "token_headers",
+        "api_keys",
+        "headers",
+        "remove_credential",
+        "token_cache",
+        "usage",
+        "budget_groups",
+        "default_budget_group",
+    ])?;
 
     let api_keys = match root.get("api_keys") {
         None => Vec::new(),
@@ -180,7 +196,9 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     }
     let remove_credential = root.bool_or("remove_credential", true)?;
     let token_cache = parse_cache_limits(root.get("token_cache"))?;
-    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache })
+    let usage = usage::parse_usage(root.get("usage"))?;
+    let budgets = usage::parse_budgets(root.get("budget_groups"), root.get("default_budget_group"))?;
+    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache, usage, budgets })
 }
 
 /// An extension of the contract: the verified-token cache (see `token_cache`).
@@ -223,10 +241,20 @@ fn parse_header_names(value: Option<&Value>) -> Result<HeaderNames> {
         provider: "x-gateway-provider".into(),
         tenant_id: "x-gateway-tenant-id".into(),
         groups_overage: "x-gateway-groups-overage".into(),
+        budget_group: "x-gateway-budget-group".into(),
     };
     let Some(value) = value else { return Ok(defaults) };
     let obj = Obj::new(value, "headers".into())?;
-    obj.only(&["user_id", "email", "name", "groups", "provider", "tenant_id", "groups_overage"])?;
+    obj.only(&[
+        "user_id",
+        "email",
+        "name",
+        "groups",
+        "provider",
+        "tenant_id",
+        "groups_overage",
+        "budget_group",
+    ])?;
     let pick = |key: &str, default: String| -> Result<String> {
         match obj.optional_str(key)? {
             None => Ok(default),
@@ -244,6 +272,7 @@ fn parse_header_names(value: Option<&Value>) -> Result<HeaderNames> {
         provider: pick("provider", defaults.provider)?,
         tenant_id: pick("tenant_id", defaults.tenant_id)?,
         groups_overage: pick("groups_overage", defaults.groups_overage)?,
+        budget_group: pick("budget_group", defaults.budget_group)?,
     };
     unique(names.all().into_iter(), "headers", "header name")?;
     Ok(names)
