@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod diagnosis;
 pub mod discovery;
 pub mod identity;
+pub mod json_scan;
 pub mod jwks;
 pub mod key_store;
 pub mod metrics;
