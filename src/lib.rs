@@ -16,6 +16,7 @@ pub mod identity;
 pub mod json_scan;
 pub mod jwks;
 pub mod key_store;
+pub mod metering;
 pub mod metrics;
 pub mod opaque;
 pub mod p256_verify;

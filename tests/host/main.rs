@@ -12,4 +12,5 @@ mod json_scan_oracle;
 mod key_lifecycle;
 mod opaque_tokens;
 mod presets;
+mod usage_stream;
 mod verify;
