@@ -8,6 +8,7 @@ use proxy_wasm::types::Action;
 
 use super::host;
 use super::root::{on_introspection_response, Shared, WaitOn};
+use super::usage::{self, RequestUsage};
 use crate::authn::{decide, Decision, State};
 use crate::metrics::{self, Metric};
 use crate::opaque::{build_call, Answer};
@@ -18,6 +19,7 @@ pub struct HttpFilter {
     pub context_id: u32,
     /// `None` only if the host creates requests for a plugin whose configuration failed.
     pub shared: Option<Rc<Shared>>,
+    pub usage: RequestUsage,
 }
 
 impl Context for HttpFilter {
@@ -36,12 +38,41 @@ impl HttpContext for HttpFilter {
             None => send_denial(AuthError::NotConfigured, self.context_id),
         }
     }
+
+    // Usage: each chunk is looked at and let through at once.
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            self.usage.request_body(shared, self.context_id, body_size, end_of_stream);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            self.usage.response_headers(shared, self.context_id);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            self.usage.response_body(shared, self.context_id, body_size, end_of_stream);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if let Some(shared) = &self.shared {
+            self.usage.log(shared, self.context_id);
+        }
+    }
 }
 
 impl Drop for HttpFilter {
     /// A request that went away (client gone) must not be resumed, and the host cancels the calls
     /// it made: whoever waits on those answers gets a 503 instead of waiting forever.
     fn drop(&mut self) {
+        usage::forget(self.context_id);
         let Some(shared) = &self.shared else { return };
         if let Ok(mut waiting) = shared.waiting.try_borrow_mut() {
             waiting.retain(|(id, _)| *id != self.context_id);
@@ -112,6 +143,9 @@ fn apply(
                 if host::set_request_header(name, value).is_err() {
                     return deny(shared, AuthError::Malformed, context_id);
                 }
+            }
+            if usage::on_allowed(shared, context_id, headers, &identity).is_err() {
+                return deny(shared, AuthError::Malformed, context_id);
             }
             debug!("allowed provider={} ctx=#{context_id}", identity.provider);
             shared.metrics.increment(Metric::Allowed);

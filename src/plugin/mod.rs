@@ -5,6 +5,7 @@ mod host;
 mod http;
 mod metrics;
 mod root;
+mod usage;
 
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;

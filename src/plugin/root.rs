@@ -523,7 +523,7 @@ impl RootContext for Root {
 
     /// Never `None` (the SDK would panic); without a configuration every request is refused.
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(HttpFilter { context_id, shared: self.shared.clone() }))
+        Some(Box::new(HttpFilter { context_id, shared: self.shared.clone(), usage: Default::default() }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
