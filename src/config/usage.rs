@@ -74,19 +74,49 @@ fn parse_weights(value: Option<&Value>, path: &str) -> Result<CostWeights> {
 }
 
 /// A weight in thousandths, if it is a non-negative number with at most three decimals. JSON
-/// numbers arrive as f64 (also from a protobuf Struct): 0.001 × 1000 is 1 within rounding.
+/// numbers arrive as f64 (0.001 × 1000 is 1 within rounding); Envoy hands a YAML `1.25` in a
+/// `Struct` over as the string "1.25", which is read exactly.
 fn thousandths(value: &Value) -> Option<u64> {
-    let weight = value.as_f64()?;
-    if !(0.0..=MAX_WEIGHT).contains(&weight) {
-        return None;
-    }
-    let milli = weight * 1000.0;
-    let rounded = milli.round();
-    if (milli - rounded).abs() > 1e-6 * rounded.max(1.0) {
-        return None;
-    }
+    let milli = match value {
+        Value::String(text) => decimal_thousandths(text)?,
+        _ => {
+            let weight = value.as_f64()?;
+            if !(0.0..=MAX_WEIGHT).contains(&weight) {
+                return None;
+            }
+            let milli = weight * 1000.0;
+            let rounded = milli.round();
+            if (milli - rounded).abs() > 1e-6 * rounded.max(1.0) {
+                return None;
+            }
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let milli = rounded as u64;
+            milli
+        }
+    };
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Some(rounded as u64)
+    let max = (MAX_WEIGHT * 1000.0) as u64;
+    (milli <= max).then_some(milli)
+}
+
+/// `123`, `0.5`, `1.250`: digits, then at most three significant decimals.
+fn decimal_thousandths(text: &str) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || whole.len() > 7
+        || !digits(whole)
+        || !digits(fraction)
+        || (text.contains('.') && fraction.is_empty())
+    {
+        return None;
+    }
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.len() > 3 {
+        return None;
+    }
+    let padded = format!("{fraction:0<3}");
+    Some(whole.parse::<u64>().ok()? * 1000 + padded.parse::<u64>().ok()?)
 }
 
 pub fn parse_budgets(groups: Option<&Value>, default_group: Option<&Value>) -> Result<Budgets> {
@@ -139,6 +169,13 @@ mod tests {
         assert_eq!(thousandths(&json!(1.2345)), None);
         assert_eq!(thousandths(&json!(-1)), None);
         assert_eq!(thousandths(&json!(1e7)), None);
-        assert_eq!(thousandths(&json!("1")), None);
+        assert_eq!(thousandths(&json!("1")), Some(1000));
+        assert_eq!(thousandths(&json!("1.25")), Some(1250));
+        assert_eq!(thousandths(&json!("0.001")), Some(1));
+        assert_eq!(thousandths(&json!("2.5000")), Some(2500));
+        assert_eq!(thousandths(&json!("1000000")), Some(1_000_000_000));
+        for bad in ["1.2345", "-1", "1e3", ".5", "5.", "", "1,5", "0x10", "1000001", "12345678"] {
+            assert_eq!(thousandths(&json!(bad)), None, "{bad}");
+        }
     }
 }

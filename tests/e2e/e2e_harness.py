@@ -115,11 +115,22 @@ def plugin_configuration(plugin_config: Any, form: str) -> dict[str, Any]:
     raise ValueError(form)
 
 
+def dev_access_log() -> list[dict[str, Any]]:
+    """The `access_log` block of envoy/dev.yaml (JSON lines on stdout), as shipped."""
+    import yaml  # noqa: PLC0415 - only the tests that check the access log need it
+
+    dev = yaml.safe_load((REPO / "envoy" / "dev.yaml").read_text())
+    hcm = dev["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return hcm["access_log"]
+
+
 def envoy_config(*, upstream_port: int, plugin_config: Any = None, form: str = "struct",
                  wasm: Path | None = None, clusters: dict[str, int] | None = None,
-                 vm_env: dict[str, str] | None = None) -> dict[str, Any]:
+                 vm_env: dict[str, str] | None = None,
+                 access_log: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A config like envoy/dev.yaml: listener and admin on port 0, route to cluster `messages_api`,
-    the wasm filter first (left out when `wasm` is None), then the router."""
+    the wasm filter first (left out when `wasm` is None), then the router; `access_log` (e.g.
+    dev_access_log()) goes into the connection manager."""
     http_filters: list[dict[str, Any]] = []
     if wasm is not None:
         vm_config: dict[str, Any] = {"vm_id": "llm_gateway_auth", "runtime": "envoy.wasm.runtime.v8",
@@ -140,6 +151,8 @@ def envoy_config(*, upstream_port: int, plugin_config: Any = None, form: str = "
                "name": "messages", "domains": ["*"],
                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "messages_api", "timeout": "0s"}}]}]},
            "http_filters": http_filters}
+    if access_log:
+        hcm["access_log"] = access_log
     all_clusters = [static_cluster("messages_api", upstream_port)]
     all_clusters += [static_cluster(n, p) for n, p in (clusters or {}).items()]
     return {"static_resources": {
@@ -183,7 +196,8 @@ class Envoy:
         cmd = [str(self.binary), "-c", str(self.config_path), "--concurrency", "2",
                "--log-level", "info", "--component-log-level", "wasm:debug",
                "--use-dynamic-base-id", "--admin-address-path", str(self.admin_path),
-               "--drain-time-s", "0", "--parent-shutdown-time-s", "1"]
+               "--drain-time-s", "0", "--parent-shutdown-time-s", "1",
+               "--file-flush-interval-msec", "100"]   # access log lines on stdout without a 10 s wait
         with open(self.log_path, "wb") as log:
             self.proc = procs.spawn(cmd, log)
         self.started_at = time.monotonic()
@@ -283,6 +297,23 @@ class Envoy:
                     seen.append(msg)
         return (f"---- {self.log_path}: errors ----\n" + "\n".join(seen[:errors]) +
                 f"\n---- last {tail} lines ----\n" + "\n".join(text[-tail:]))
+
+    def access_log(self, at_least: int = 0, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The JSON access log lines Envoy wrote to stdout (the log file holds stdout and stderr),
+        once there are `at_least` of them or `timeout` seconds have passed (the harness has Envoy
+        flush every 100 ms)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = []
+            for ln in self.log_text().splitlines():
+                if ln.startswith("{"):
+                    try:
+                        lines.append(json.loads(ln))
+                    except ValueError:
+                        pass
+            if len(lines) >= at_least or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
 
     def stats(self, prefix: str = "") -> dict[str, int]:
         _, body = self.admin_get("/stats?format=json" + (f"&filter={prefix}" if prefix else ""))
