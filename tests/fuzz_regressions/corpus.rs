@@ -66,3 +66,8 @@ fn rsa_signature() {
 fn json_scan() {
     replay("json_scan", harness::json_scan::json_scan);
 }
+
+#[test]
+fn sse() {
+    replay("sse", harness::sse::sse);
+}

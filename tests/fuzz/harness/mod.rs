@@ -875,3 +875,8 @@ pub mod p256_signature;
 // json_scan: the incremental JSON scanner against serde_json on the whole document
 
 pub mod json_scan;
+
+// ------------------------------------------------------------------------------------------------
+// sse: the SSE reader and the usage read from a stream, cut anywhere, against one piece
+
+pub mod sse;
