@@ -67,7 +67,15 @@ pub fn sse(data: &[u8]) {
     assert_eq!(events(body.chunks(size)), whole, "events, chunks of {size}");
     for cut_short in [false, true] {
         let whole = meter([body], cut_short);
-        assert_eq!(meter(three, cut_short), whole, "usage, cut at {first} and {second}, cut_short={cut_short}");
-        assert_eq!(meter(body.chunks(size), cut_short), whole, "usage, chunks of {size}, cut_short={cut_short}");
+        assert_eq!(
+            meter(three, cut_short),
+            whole,
+            "usage, cut at {first} and {second}, cut_short={cut_short}"
+        );
+        assert_eq!(
+            meter(body.chunks(size), cut_short),
+            whole,
+            "usage, chunks of {size}, cut_short={cut_short}"
+        );
     }
 }
