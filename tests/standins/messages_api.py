@@ -19,6 +19,7 @@ Steering headers a test may send (they pass through the gateway like any other h
   x-standin-deltas: 3             number of content_block_delta events
   x-standin-usage: 25,9,3,1000    input, output, cache creation, cache read tokens of the answer
                                   (streamed: message_start carries input and cache, message_delta output)
+  x-standin-delta-bytes: 40       each content_block_delta's text is 40 bytes (default: one short word)
   x-standin-split: 7              the SSE stream is written in pieces of 7 bytes (cutting events, numbers,
                                   escapes and UTF-8 sequences), each flushed on its own
   x-standin-crlf: 1               SSE lines end with \r\n; comments and `data:` without a space too
@@ -100,7 +101,7 @@ DEFAULT_USAGE = (25, 0, 0, 0)   # input, output (0: 1 + deltas), cache creation,
 
 
 def sse_events(model: str, deltas: int, msg_id: str, usage: tuple[int, int, int, int] = DEFAULT_USAGE,
-               crlf: bool = False) -> list[bytes]:
+               crlf: bool = False, delta_bytes: int = 0) -> list[bytes]:
     """A realistic Messages API event sequence (https://docs.anthropic.com streaming format).
     `crlf`: lines end with \\r\\n, a comment precedes each event and `data:` has no space."""
     def ev(name: str, data: dict[str, Any]) -> bytes:
@@ -112,6 +113,8 @@ def sse_events(model: str, deltas: int, msg_id: str, usage: tuple[int, int, int,
     input_tokens, output_tokens, cache_creation, cache_read = usage
 
     words = ["Hello", " from", " the", " stand", "-in", " — ", "streaming", " ✓", "."]
+    if delta_bytes:
+        words = [("lorem ipsum dolor sit amet " * (delta_bytes // 27 + 1))[:delta_bytes]]
     out = [ev("message_start", {"type": "message_start", "message": {
         "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "stop_sequence": None,
@@ -308,7 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
         deltas = int(self.headers.get("x-standin-deltas") or api.deltas)
         given = self._usage() or DEFAULT_USAGE
         events = sse_events(str(req.get("model", "claude-sonnet-4-5")), deltas, f"msg_standin_{rec.seq:06d}",
-                            given, crlf=self.headers.get("x-standin-crlf") == "1")
+                            given, crlf=self.headers.get("x-standin-crlf") == "1",
+                            delta_bytes=int(self.headers.get("x-standin-delta-bytes") or 0))
         split = int(self.headers.get("x-standin-split") or 0)
         error_after = int(self.headers.get("x-standin-error-after") or 0)
         reset_after = int(self.headers.get("x-standin-reset-after") or 0)
