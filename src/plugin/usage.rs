@@ -118,12 +118,11 @@ impl RequestUsage {
 
     /// The request is over, however it ended: the last values, and the metrics.
     pub fn log(&mut self, shared: &Shared, context_id: u32) {
-        let allowed = self.allowed;
-        let Some(meter) = self.settle(context_id) else { return };
+        self.settle(context_id);
+        let group = shared.config.budgets.name(self.allowed.and_then(|a| a.budget_group));
+        let Some(meter) = self.meter.as_deref_mut() else { return };
         meter.end();
         write(shared, meter, context_id);
-        let budgets = &shared.config.budgets;
-        let group = budgets.name(allowed.and_then(|a| a.budget_group));
         // Per-model metrics are bounded by `models.catalog`; every model is `other` without one.
         let model = model_label(std::iter::empty(), meter.model());
         for (metric, n) in meter.counts(&shared.config.usage.cost_weights, group, model) {
