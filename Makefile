@@ -92,6 +92,7 @@ oci: build
 bench: build check-envoy
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/usage_stream.py
 
 # ~2 minutes of mixed load through a key rotation and an IdP outage, checked at the upstream;
 # LOAD_SECONDS (>= 60) changes the duration. Needs wrk. Then the soak. Writes tests/load/RESULTS.md.

@@ -155,12 +155,17 @@ pub fn header_safe(value: &str) -> String {
     out.trim().to_owned()
 }
 
+/// A group as it appears in the groups header (see `join_groups`).
+pub fn encode_group(group: &str) -> String {
+    header_safe(group).replace('%', "%25").replace(',', "%2C")
+}
+
 /// Comma-separated groups; a comma or `%` inside a name is percent-encoded so the list stays
 /// unambiguous. Groups past `MAX_GROUPS_BYTES` are left out whole, never cut in the middle.
 fn join_groups(groups: &[String]) -> String {
     let mut out = String::new();
     for group in groups {
-        let safe = header_safe(group).replace('%', "%25").replace(',', "%2C");
+        let safe = encode_group(group);
         if safe.is_empty() {
             continue;
         }

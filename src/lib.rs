@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod authn;
+pub mod budget;
 pub mod config;
 pub mod credential;
 pub mod crypto;
@@ -13,9 +14,11 @@ pub mod diagnosis;
 pub mod discovery;
 pub mod identity;
 pub mod ids;
+pub mod json_scan;
 pub mod jwks;
 pub mod key_fetch;
 pub mod key_store;
+pub mod metering;
 pub mod metrics;
 pub mod opaque;
 pub mod p256_verify;
@@ -24,11 +27,13 @@ pub mod reason;
 pub mod reply;
 pub mod rsa_verify;
 pub mod shared_keys;
+pub mod sse;
 pub mod strict_json;
 pub mod struct_pb;
 pub mod token;
 pub mod token_cache;
 pub mod url;
+pub mod usage;
 pub mod vm_state;
 
 #[cfg(target_arch = "wasm32")]

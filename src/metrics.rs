@@ -2,6 +2,7 @@
 //! `/stats` and as `<name>` with dots as underscores on `/stats/prometheus`.
 
 use crate::reason::AuthError;
+use crate::usage::State;
 
 pub const PREFIX: &str = "gateway_auth";
 
@@ -19,6 +20,61 @@ pub enum Metric<'a> {
     /// Gauges per provider: keys loaded, and seconds since they were fetched.
     KeysLoaded(&'a str),
     KeySetAgeSeconds(&'a str),
+    /// Per budget group (configured ones and the default): requests, tokens of each kind, cost.
+    BudgetGroup(&'a str, Count),
+    /// Per model (the catalog's ids and `other`), the same counts for `/v1/messages`.
+    Model(&'a str, Count),
+    /// Metered answers by the state of their usage record.
+    UsageState(State),
+    /// Metered answers that came compressed and could not be read (`usage.strip_accept_encoding`).
+    EncodedAnswer,
+}
+
+/// What a per-group or per-model counter counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    Requests,
+    InputTokens,
+    OutputTokens,
+    CacheCreationInputTokens,
+    CacheReadInputTokens,
+    Cost,
+}
+
+impl Count {
+    pub const ALL: [Count; 6] = [
+        Count::Requests,
+        Count::InputTokens,
+        Count::OutputTokens,
+        Count::CacheCreationInputTokens,
+        Count::CacheReadInputTokens,
+        Count::Cost,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Count::Requests => "requests",
+            Count::InputTokens => "input_tokens",
+            Count::OutputTokens => "output_tokens",
+            Count::CacheCreationInputTokens => "cache_creation_input_tokens",
+            Count::CacheReadInputTokens => "cache_read_input_tokens",
+            Count::Cost => "cost",
+        }
+    }
+}
+
+/// The catalog id `model` is, or `other`: per-model metrics stay bounded whatever clients send.
+pub fn model_label<'a>(mut catalog: impl Iterator<Item = &'a str>, model: Option<&'a str>) -> &'a str {
+    match model {
+        Some(model) if catalog.any(|id| id == model) => model,
+        _ => "other",
+    }
+}
+
+/// A budget group or model id as one segment of a stat name: `.` would split it, and Prometheus
+/// names allow only `[a-zA-Z0-9_]` (Envoy maps the rest itself, but `-`/`_` collisions are ours).
+fn segment(label: &str) -> String {
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 impl Metric<'_> {
@@ -31,6 +87,14 @@ impl Metric<'_> {
             Metric::KeyFetchFailed(provider) => format!("{PREFIX}.jwks.{provider}.fetch_failed"),
             Metric::KeysLoaded(provider) => format!("{PREFIX}.jwks.{provider}.keys"),
             Metric::KeySetAgeSeconds(provider) => format!("{PREFIX}.jwks.{provider}.age_seconds"),
+            Metric::BudgetGroup(group, count) => {
+                format!("{PREFIX}.usage.budget_group.{}.{}", segment(group), count.as_str())
+            }
+            Metric::Model(model, count) => {
+                format!("{PREFIX}.usage.model.{}.{}", segment(model), count.as_str())
+            }
+            Metric::UsageState(state) => format!("{PREFIX}.usage.state.{}", state.as_str()),
+            Metric::EncodedAnswer => format!("{PREFIX}.usage.encoded_answers"),
         }
     }
 
@@ -44,6 +108,10 @@ impl Metric<'_> {
             Metric::KeyFetchFailed(provider) => (4, 0, provider),
             Metric::KeysLoaded(provider) => (5, 0, provider),
             Metric::KeySetAgeSeconds(provider) => (6, 0, provider),
+            Metric::BudgetGroup(group, count) => (7, *count as u16, group),
+            Metric::Model(model, count) => (8, *count as u16, model),
+            Metric::UsageState(state) => (9, *state as u16, ""),
+            Metric::EncodedAnswer => (10, 0, ""),
         }
     }
 
@@ -77,5 +145,22 @@ mod tests {
         assert_eq!(Metric::KeyFetchFailed("entra").name(), "gateway_auth.jwks.entra.fetch_failed");
         assert!(Metric::KeySetAgeSeconds("entra").is_gauge());
         assert!(!Metric::KeyFetchOk("entra").is_gauge());
+        assert_eq!(
+            Metric::BudgetGroup("team.a", Count::OutputTokens).name(),
+            "gateway_auth.usage.budget_group.team_a.output_tokens"
+        );
+        assert_eq!(
+            Metric::Model("claude-3.5", Count::Requests).name(),
+            "gateway_auth.usage.model.claude-3_5.requests"
+        );
+        assert_eq!(Metric::UsageState(State::Estimated).name(), "gateway_auth.usage.state.estimated");
+    }
+
+    #[test]
+    fn models_outside_the_catalog_are_other() {
+        let catalog = ["claude-sonnet-4-5", "claude-opus-4-1"];
+        assert_eq!(model_label(catalog.into_iter(), Some("claude-opus-4-1")), "claude-opus-4-1");
+        assert_eq!(model_label(catalog.into_iter(), Some("gpt-5")), "other");
+        assert_eq!(model_label(catalog.into_iter(), None), "other");
     }
 }

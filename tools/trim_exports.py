@@ -12,14 +12,10 @@ Usage: trim_exports.py IN.wasm OUT.wasm
 import sys
 
 # Callbacks the filter leaves at the SDK's default: the host's behaviour without them is the
-# same (continue / done / nothing to log).
+# same (continue / done). The body, response header and log callbacks read the usage record.
 UNUSED = {
-    "proxy_on_request_body",
     "proxy_on_request_trailers",
-    "proxy_on_response_headers",
-    "proxy_on_response_body",
     "proxy_on_response_trailers",
-    "proxy_on_log",
     "proxy_on_done",
 }
 EXPORT_SECTION = 7

@@ -5,6 +5,7 @@
 mod preset;
 mod provider;
 mod reader;
+mod usage;
 
 use serde_json::Value;
 
@@ -19,6 +20,7 @@ use crate::credential::{
 };
 use crate::ids::ProviderId;
 use crate::{strict_json, struct_pb};
+pub use usage::{Budgets, Usage};
 
 const DEFAULT_TOKEN_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
 /// The configuration is a few KiB; a megabyte is a mistake (or an attack on the VM's memory).
@@ -34,6 +36,8 @@ pub struct Config {
     pub remove_credential: bool,
     pub token_cache: CacheLimits,
     pub limits: Limits,
+    pub usage: Usage,
+    pub budgets: Budgets,
 }
 
 /// Bounds on what a request may present (an extension of the contract: `limits`).
@@ -97,12 +101,13 @@ pub struct HeaderNames {
     pub provider: String,
     pub tenant_id: String,
     pub groups_overage: String,
+    pub budget_group: String,
 }
 
 impl HeaderNames {
     /// Every identity header: each is removed from incoming requests so a client cannot spoof it.
     /// A new identity header is one more entry here.
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.user_id,
             &self.email,
@@ -111,6 +116,7 @@ impl HeaderNames {
             &self.provider,
             &self.tenant_id,
             &self.groups_overage,
+            &self.budget_group,
         ]
     }
 
@@ -202,6 +208,9 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
         "remove_credential",
         "token_cache",
         "limits",
+        "usage",
+        "budget_groups",
+        "default_budget_group",
     ])?;
 
     let api_keys = match root.get("api_keys") {
@@ -253,7 +262,19 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     let remove_credential = root.bool_or("remove_credential", true)?;
     let token_cache = parse_cache_limits(root.get("token_cache"))?;
     let limits = parse_limits(root.get("limits"))?;
-    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache, limits })
+    let usage = usage::parse_usage(root.get("usage"))?;
+    let budgets = usage::parse_budgets(root.get("budget_groups"), root.get("default_budget_group"))?;
+    Ok(Config {
+        providers,
+        token_headers,
+        api_keys,
+        headers,
+        remove_credential,
+        token_cache,
+        limits,
+        usage,
+        budgets,
+    })
 }
 
 /// `limits.max_credential_bytes`: 16 KiB fits real ID tokens; Keycloak and ADFS tokens with many
@@ -312,10 +333,20 @@ fn parse_header_names(value: Option<&Value>) -> Result<HeaderNames> {
         provider: "x-gateway-provider".into(),
         tenant_id: "x-gateway-tenant-id".into(),
         groups_overage: "x-gateway-groups-overage".into(),
+        budget_group: "x-gateway-budget-group".into(),
     };
     let Some(value) = value else { return Ok(defaults) };
     let obj = Obj::new(value, "headers".into())?;
-    obj.only(&["user_id", "email", "name", "groups", "provider", "tenant_id", "groups_overage"])?;
+    obj.only(&[
+        "user_id",
+        "email",
+        "name",
+        "groups",
+        "provider",
+        "tenant_id",
+        "groups_overage",
+        "budget_group",
+    ])?;
     let pick = |key: &str, default: String| -> Result<String> {
         match obj.optional_str(key)? {
             None => Ok(default),
@@ -333,6 +364,7 @@ fn parse_header_names(value: Option<&Value>) -> Result<HeaderNames> {
         provider: pick("provider", defaults.provider)?,
         tenant_id: pick("tenant_id", defaults.tenant_id)?,
         groups_overage: pick("groups_overage", defaults.groups_overage)?,
+        budget_group: pick("budget_group", defaults.budget_group)?,
     };
     unique(names.all().into_iter(), "headers", "header name")?;
     Ok(names)

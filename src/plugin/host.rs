@@ -30,6 +30,24 @@ pub fn set_request_header(name: &str, value: &str) -> Result<(), Status> {
     hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
 }
 
+/// Filter state `wasm.<name>`, readable in access logs as `%FILTER_STATE(wasm.<name>:PLAIN)%`.
+pub fn set_property(name: &str, value: &str) -> Result<(), Status> {
+    hostcalls::set_property(vec![name], Some(value.as_bytes()))
+}
+
+pub fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten()
+}
+
+/// The request body chunk the host is handing over (`None` if it cannot be read).
+pub fn request_body(size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).ok().map(Option::unwrap_or_default)
+}
+
+pub fn response_body(size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size).ok().map(Option::unwrap_or_default)
+}
+
 pub fn send_reply(reply: &Reply) -> Result<(), Status> {
     let headers = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()))
@@ -135,6 +153,10 @@ pub fn define_metric(gauge: bool, name: &str) -> Option<u32> {
 
 pub fn increment_metric(id: u32) {
     let _ = hostcalls::increment_metric(id, 1);
+}
+
+pub fn add_metric(id: u32, n: u64) {
+    let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
 }
 
 pub fn record_metric(id: u32, value: u64) {

@@ -9,6 +9,7 @@ use proxy_wasm::types::Action;
 
 use super::host;
 use super::shared::Shared;
+use super::usage::{self, RequestUsage};
 use crate::authn::{credential_headers, rule_on_answer, Ruling};
 use crate::ids::{CallId, ContextId, SourceId};
 use crate::metrics::{self, Metric};
@@ -21,6 +22,7 @@ pub struct HttpFilter {
     pub context: ContextId,
     /// `None` only if the host creates requests for a plugin whose configuration failed.
     pub shared: Option<Rc<Shared>>,
+    pub usage: RequestUsage,
 }
 
 impl Context for HttpFilter {
@@ -39,6 +41,34 @@ impl HttpContext for HttpFilter {
             None => send_denial(AuthError::NotConfigured, self.context),
         }
     }
+
+    // Usage: each chunk is looked at and let through at once.
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            self.usage.request_body(shared, self.context, body_size, end_of_stream);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            self.usage.response_headers(shared, self.context);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(shared) = &self.shared {
+            self.usage.response_body(shared, self.context, body_size, end_of_stream);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if let Some(shared) = &self.shared {
+            self.usage.log(shared, self.context);
+        }
+    }
 }
 
 impl Drop for HttpFilter {
@@ -46,6 +76,7 @@ impl Drop for HttpFilter {
     /// it made: whoever waits on those answers gets a 503 instead of waiting forever.
     fn drop(&mut self) {
         let Some(shared) = &self.shared else { return };
+        usage::forget(shared, self.context);
         let abandoned = match shared.state.try_borrow_mut() {
             Ok(mut state) => state.forget(self.context),
             Err(_) => return,
@@ -113,6 +144,9 @@ fn carry_out(
                 if host::set_request_header(name, value).is_err() {
                     return deny(shared, AuthError::Malformed, context);
                 }
+            }
+            if usage::on_allowed(shared, context, headers, &identity).is_err() {
+                return deny(shared, AuthError::Malformed, context);
             }
             debug!("allowed provider={} ctx={context}", identity.provider);
             shared.metrics.increment(Metric::Allowed);

@@ -38,6 +38,12 @@ impl Metrics {
         }
     }
 
+    pub fn add(&self, metric: Metric, n: u64) {
+        if let Some(id) = self.id(&metric) {
+            host::add_metric(id, n);
+        }
+    }
+
     pub fn record(&self, metric: Metric, value: u64) {
         if let Some(id) = self.id(&metric) {
             host::record_metric(id, value);

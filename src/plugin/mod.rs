@@ -6,6 +6,7 @@ mod http;
 mod metrics;
 mod root;
 mod shared;
+mod usage;
 
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;

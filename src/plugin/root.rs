@@ -162,7 +162,8 @@ impl RootContext for Root {
             config.token_headers.join(",")
         );
         let state = RefCell::new(VmState::new(&config, self.vm_id, host::random_key()));
-        self.shared = Some(Rc::new(Shared { config, state, metrics: Metrics::default() }));
+        self.shared =
+            Some(Rc::new(Shared { config, state, metrics: Metrics::default(), allowed: RefCell::default() }));
         self.ticking = false;
         // The first fetch starts on the first tick, right after configuration: the host may not be
         // ready to dispatch calls while it is still configuring the plugin.
@@ -187,7 +188,11 @@ impl RootContext for Root {
 
     /// Never `None` (the SDK would panic); without a configuration every request is refused.
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(HttpFilter { context: ContextId(context_id), shared: self.shared.clone() }))
+        Some(Box::new(HttpFilter {
+            context: ContextId(context_id),
+            shared: self.shared.clone(),
+            usage: Default::default(),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -4,7 +4,9 @@
 use std::cell::RefCell;
 
 use super::metrics::Metrics;
+use super::usage::Allowed;
 use crate::config::Config;
+use crate::ids::ContextId;
 use crate::vm_state::VmState;
 
 pub struct Shared {
@@ -12,4 +14,7 @@ pub struct Shared {
     /// Borrowed only between host calls: a host call may run another callback of this VM.
     pub state: RefCell<VmState>,
     pub metrics: Metrics,
+    /// Requests let through whose HTTP context has not yet picked up what that settled for the
+    /// usage record: a request that waited for keys is allowed from the root context.
+    pub allowed: RefCell<Vec<(ContextId, Allowed)>>,
 }

@@ -506,6 +506,23 @@ def write(directory: Path, name: str, data):
     (directory / name).write_bytes(data if isinstance(data, bytes) else data.encode())
 
 
+def json_scan_seeds():
+    """Request bodies and SSE event payloads as the filter reads them, and the corners of JSON."""
+    return {
+        "model_first": b'{"model":"claude-opus-4","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"hi"}]}',
+        "model_last": b'{"messages":[{"role":"user","content":[{"type":"text","text":"say \\"model\\":\\"x\\""}]}],'
+                      b'"metadata":{"model":"nested"},"model":"claude-haiku"}',
+        "escaped_key": b'{"mod\\u0065l":"\\u0063laude \\ud83d\\ude00 \\u00e9\\n"}',
+        "duplicate": b'{"model":"a","messages":[],"model":"b"}',
+        "message_start": b'{"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":25,"output_tokens":1}}}',
+        "message_delta": b'{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}',
+        "text_delta": b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello \\u00e9 \xc3\xa9 \xf0\x9f\x98\x80"}}',
+        "deep_path": '{"a":{"\u00e9":{"\U0001f600":"deep"}},"k":"abcde"}'.encode(),
+        "numbers": b'[0,-0,1.5e-3,18446744073709551616,-12,1E+2,true,false,null,{"usage":{"output_tokens":18446744073709551615}}]',
+        "nested": b'{"x":[[[[{"model":[{"model":"y"}]}]]]],"usage":[{"output_tokens":1}]}',
+    }
+
+
 def main():
     fixture = HERE / "fixture"
     write(fixture, "jwks.json", json.dumps(jwks(), indent=1) + "\n")
@@ -630,6 +647,11 @@ def main():
     # digest or a length byte and the message, then operations of 3 bytes (see harness/p256_signature.rs)
     d = seeds / "p256_signature"
     for name, data in p256_seeds().items():
+        write(d, name, data)
+
+    # json_scan: the input is the JSON document itself (see harness/json_scan.rs for the watched paths)
+    d = seeds / "json_scan"
+    for name, data in json_scan_seeds().items():
         write(d, name, data)
 
 

@@ -15,7 +15,7 @@ set -euo pipefail
 FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$FUZZ_DIR/../.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS=(token jwks discovery config decision opaque_answer rsa_signature jwt_simple_diff p256_signature)
+ALL_TARGETS=(token jwks discovery config decision opaque_answer rsa_signature jwt_simple_diff p256_signature json_scan sse)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${ALL_TARGETS[@]}"); fi
 
 cargo +nightly fuzz build --fuzz-dir "$FUZZ_DIR"

@@ -61,3 +61,13 @@ fn opaque_answer() {
 fn rsa_signature() {
     replay("rsa_signature", harness::rsa_signature);
 }
+
+#[test]
+fn json_scan() {
+    replay("json_scan", harness::json_scan::json_scan);
+}
+
+#[test]
+fn sse() {
+    replay("sse", harness::sse::sse);
+}

@@ -4,6 +4,8 @@ use gateway_filter::config::{parse_config, parse_plugin_configuration, JwksLocat
 use gateway_filter::crypto::Algorithm;
 use serde_json::{json, Value};
 
+use gateway_filter::usage::CostWeights;
+
 use crate::fixtures::*;
 
 /// A remote provider config to vary.
@@ -174,11 +176,65 @@ fn refused_configurations_name_field_and_reason() {
             with(&["api_keys"], json!([{"name": "bot", "sha256": sha256_hex("x")}, {"name": "bot", "sha256": sha256_hex("y")}])),
             "api_keys: name \"bot\" appears twice",
         ),
+        (with(&["usage"], json!({"enabled": "yes"})), "usage.enabled: must be true or false"),
+        (with(&["usage"], json!({"metering": true})), "usage.metering: unknown field"),
+        (with(&["usage"], json!({"strip_accept_encoding": 1})), "usage.strip_accept_encoding: must be true or false"),
+        (
+            with(&["usage"], json!({"cost_weights": {"output_tokens": 0.0005}})),
+            "usage.cost_weights.output_tokens: must be a non-negative number with at most three decimals (up to 1000000)",
+        ),
+        (
+            with(&["usage"], json!({"cost_weights": {"input_tokens": -1}})),
+            "usage.cost_weights.input_tokens: must be a non-negative number with at most three decimals (up to 1000000)",
+        ),
+        (with(&["usage"], json!({"cost_weights": {"output": 1}})), "usage.cost_weights.output: unknown field"),
+        (with(&["budget_groups"], json!("eng")), "budget_groups: must be an array"),
+        (with(&["budget_groups"], json!(["eng", "eng"])), "budget_groups: group \"eng\" appears twice"),
+        (
+            with(&["budget_groups"], json!(["eng", "team a"])),
+            "budget_groups[1]: must be at most 256 printable ASCII characters without spaces or commas",
+        ),
+        (with(&["budget_groups"], json!(["default"])), "default_budget_group: is also one of budget_groups"),
+        (with(&["default_budget_group"], json!("")), "default_budget_group: must not be empty"),
+        (with(&["headers"], json!({"budget_group": "x-gateway-user-id"})), "headers: header name \"x-gateway-user-id\" appears twice"),
+        (with(&["headers"], json!({"budget_group": "x-api-key"})), "headers: \"x-api-key\" is also a credential header in token_headers"),
     ];
     for (config, expected) in cases {
         let error = parse_config(&config).expect_err(expected);
         assert_eq!(error.to_string(), expected, "config: {config}");
     }
+}
+
+#[test]
+fn usage_defaults_and_values() {
+    let config = parse_config(&base()).unwrap();
+    assert!(config.usage.enabled && config.usage.strip_accept_encoding);
+    assert_eq!(
+        config.usage.cost_weights,
+        CostWeights { input: 1000, output: 1000, cache_creation: 1000, cache_read: 0 }
+    );
+    assert!(config.budgets.groups.is_empty());
+    assert_eq!(config.budgets.name(None), "default");
+    assert_eq!(config.headers.budget_group, "x-gateway-budget-group");
+    assert!(config.headers.all().contains(&"x-gateway-budget-group"));
+
+    let mut custom = base();
+    custom["usage"] = json!({"enabled": false, "strip_accept_encoding": false,
+                             "cost_weights": {"output_tokens": 5, "cache_read_input_tokens": 0.1}});
+    custom["budget_groups"] = json!(["research", "eng"]);
+    custom["default_budget_group"] = json!("everyone");
+    custom["headers"] = json!({"budget_group": "X-Team"});
+    let config = parse_config(&custom).unwrap();
+    assert!(!config.usage.enabled && !config.usage.strip_accept_encoding);
+    assert_eq!(
+        config.usage.cost_weights,
+        CostWeights { input: 1000, output: 5000, cache_creation: 1000, cache_read: 100 }
+    );
+    let names: Vec<&str> = config.budgets.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["research", "eng"]);
+    assert_eq!(config.budgets.name(Some(1)), "eng");
+    assert_eq!(config.budgets.name(None), "everyone");
+    assert_eq!(config.headers.budget_group, "x-team");
 }
 
 #[test]

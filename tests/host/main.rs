@@ -4,8 +4,14 @@
 mod authn_flow;
 mod config_table;
 mod fixtures;
+mod json_scan;
+/// The json_scan fuzz target's reference and helpers, shared with the host tests.
+#[path = "../fuzz/harness/json_scan.rs"]
+#[allow(dead_code)] // the fuzz body itself runs in tests/fuzz_regressions
+mod json_scan_oracle;
 mod key_fetch;
 mod key_lifecycle;
 mod opaque_tokens;
 mod presets;
+mod usage_stream;
 mod verify;

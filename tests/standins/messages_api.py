@@ -17,6 +17,16 @@ Steering headers a test may send (they pass through the gateway like any other h
   x-standin-echo-body: 1          the response body is the request body, byte for byte
   x-standin-event-delay-ms: 300   pause between SSE events (default: the server's event_delay)
   x-standin-deltas: 3             number of content_block_delta events
+  x-standin-usage: 25,9,3,1000    input, output, cache creation, cache read tokens of the answer
+                                  (streamed: message_start carries input and cache, message_delta output)
+  x-standin-delta-bytes: 40       each content_block_delta's text is 40 bytes (default: one short word)
+  x-standin-split: 7              the SSE stream is written in pieces of 7 bytes (cutting events, numbers,
+                                  escapes and UTF-8 sequences), each flushed on its own
+  x-standin-crlf: 1               SSE lines end with \r\n; comments and `data:` without a space too
+  x-standin-status: 529           answer this status with a Messages API error body
+  x-standin-gzip: 1               the answer is gzip-encoded (content-encoding: gzip), asked for or not
+  x-standin-error-after: 4        streamed: after 4 events, `event: error` (overloaded) and the end
+  x-standin-reset-after: 4        streamed: after 4 events, the connection is closed mid-stream
 
 Every request is recorded (`MessagesAPI.records`, list of `Recorded`): method, path with query, headers
 as a list of (name, value) in arrival order, body sha256/length (and the bytes when <= 1 MiB), whether it
@@ -29,11 +39,14 @@ In-process:  api = MessagesAPI().start(); ...; api.find("x-e2e-id", "abc"); api.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
+import socket
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -65,6 +78,7 @@ class Recorded:
     response_len: int = 0
     response_body: bytes | None = None  # kept when <= 1 MiB (non-streamed) or the whole SSE stream
     events: list[tuple[float, bytes]] = field(default_factory=list)  # (monotonic send time, bytes)
+    usage: dict[str, int] = field(default_factory=dict)   # the usage the answer reported (if complete)
     done: threading.Event = field(default_factory=threading.Event)   # set once the answer is sent
 
     def header(self, name: str) -> str | None:
@@ -83,26 +97,40 @@ class Recorded:
         return {k.lower() for k, _ in self.headers}
 
 
-def sse_events(model: str, deltas: int, msg_id: str) -> list[bytes]:
-    """A realistic Messages API event sequence (https://docs.anthropic.com streaming format)."""
+DEFAULT_USAGE = (25, 0, 0, 0)   # input, output (0: 1 + deltas), cache creation, cache read
+
+
+def sse_events(model: str, deltas: int, msg_id: str, usage: tuple[int, int, int, int] = DEFAULT_USAGE,
+               crlf: bool = False, delta_bytes: int = 0) -> list[bytes]:
+    """A realistic Messages API event sequence (https://docs.anthropic.com streaming format).
+    `crlf`: lines end with \\r\\n, a comment precedes each event and `data:` has no space."""
     def ev(name: str, data: dict[str, Any]) -> bytes:
-        return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        payload = json.dumps(data, separators=(',', ':'))
+        if crlf:
+            return f": c\r\nevent: {name}\r\ndata:{payload}\r\n\r\n".encode()
+        return f"event: {name}\ndata: {payload}\n\n".encode()
+
+    input_tokens, output_tokens, cache_creation, cache_read = usage
 
     words = ["Hello", " from", " the", " stand", "-in", " — ", "streaming", " ✓", "."]
+    if delta_bytes:
+        words = [("lorem ipsum dolor sit amet " * (delta_bytes // 27 + 1))[:delta_bytes]]
     out = [ev("message_start", {"type": "message_start", "message": {
         "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 25, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                  "output_tokens": 1}}}),
+        "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": cache_creation,
+                  "cache_read_input_tokens": cache_read, "output_tokens": 1}}}),
         ev("content_block_start", {"type": "content_block_start", "index": 0,
                                    "content_block": {"type": "text", "text": ""}})]
+    if crlf:
+        out.append(ev("ping", {"type": "ping"}))
     for i in range(deltas):
         out.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0,
                                               "delta": {"type": "text_delta", "text": words[i % len(words)]}}))
     out.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
     out.append(ev("message_delta", {"type": "message_delta",
                                     "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                    "usage": {"output_tokens": 1 + deltas}}))
+                                    "usage": {"output_tokens": output_tokens or 1 + deltas}}))
     out.append(ev("message_stop", {"type": "message_stop"}))
     return out
 
@@ -202,6 +230,11 @@ class _Handler(BaseHTTPRequestHandler):
             ctype = self.headers.get("content-type") or "application/octet-stream"
             self._answer(rec, 200, body, ctype)
             return
+        if self.headers.get("x-standin-status"):
+            status = int(self.headers["x-standin-status"])
+            kind = {429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
+            self._answer(rec, status, _error(kind, f"stand-in status {status}"))
+            return
         if path == "/v1/messages" and self.command == "POST":
             try:
                 req = json.loads(body) if body else {}
@@ -213,11 +246,18 @@ class _Handler(BaseHTTPRequestHandler):
             if req.get("stream") is True:
                 self._stream(rec, req)
                 return
+            given = self._usage()
+            usage = {"input_tokens": given[0] if given else max(1, len(body) // 4),
+                     "output_tokens": given[1] if given else 9}
+            if given:
+                usage.update(cache_creation_input_tokens=given[2], cache_read_input_tokens=given[3])
+            rec.usage = {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                         "cache_read_input_tokens": 0, **usage}
             msg = {"id": f"msg_standin_{rec.seq:06d}", "type": "message", "role": "assistant",
                    "model": req.get("model", "claude-sonnet-4-5"),
                    "content": [{"type": "text", "text": "Hello from the Messages API stand-in."}],
                    "stop_reason": "end_turn", "stop_sequence": None,
-                   "usage": {"input_tokens": max(1, len(body) // 4), "output_tokens": 9},
+                   "usage": usage,
                    "standin_echo": {"method": rec.method, "path": rec.path, "headers": _header_dict(rec.headers),
                                     "body_sha256": rec.body_sha256, "body_len": rec.body_len}}
             self._answer(rec, 200, json.dumps(msg).encode())
@@ -239,13 +279,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _usage(self) -> tuple[int, int, int, int] | None:
+        given = self.headers.get("x-standin-usage")
+        if not given:
+            return None
+        a, b, c, d = (int(x) for x in given.split(","))
+        return a, b, c, d
+
     def _answer(self, rec: Recorded, status: int, body: bytes, ctype: str = "application/json") -> None:
         rec.status = status
         rec.response_sha256 = hashlib.sha256(body).hexdigest()
         rec.response_len = len(body)
         rec.response_body = body if len(body) <= KEEP_BODY else None
+        if self.headers.get("x-standin-gzip") == "1":
+            body = gzip.compress(body)
         self.send_response(status)
         self.send_header("content-type", ctype)
+        if self.headers.get("x-standin-gzip") == "1":
+            self.send_header("content-encoding", "gzip")
         self.send_header("content-length", str(len(body)))
         self.send_header("request-id", f"req_standin_{rec.seq:06d}")
         self.send_header("x-standin-seq", str(rec.seq))
@@ -258,26 +309,56 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("x-standin-event-delay-ms"):
             delay = int(self.headers["x-standin-event-delay-ms"]) / 1000.0
         deltas = int(self.headers.get("x-standin-deltas") or api.deltas)
-        events = sse_events(str(req.get("model", "claude-sonnet-4-5")), deltas, f"msg_standin_{rec.seq:06d}")
+        given = self._usage() or DEFAULT_USAGE
+        events = sse_events(str(req.get("model", "claude-sonnet-4-5")), deltas, f"msg_standin_{rec.seq:06d}",
+                            given, crlf=self.headers.get("x-standin-crlf") == "1",
+                            delta_bytes=int(self.headers.get("x-standin-delta-bytes") or 0))
+        split = int(self.headers.get("x-standin-split") or 0)
+        error_after = int(self.headers.get("x-standin-error-after") or 0)
+        reset_after = int(self.headers.get("x-standin-reset-after") or 0)
+        gzipped = self.headers.get("x-standin-gzip") == "1"
+        if error_after:
+            events = events[:error_after] + [b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+                                             b'"message":"Overloaded"}}\n\n']
         rec.status = 200
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
+        if gzipped:
+            self.send_header("content-encoding", "gzip")
         self.send_header("request-id", f"req_standin_{rec.seq:06d}")
         self.send_header("x-standin-seq", str(rec.seq))
         self.end_headers()
         self.wfile.flush()
         sent = bytearray()
+        compressor = zlib.compressobj(wbits=31) if gzipped else None
         for i, ev in enumerate(events):
+            if reset_after and i == reset_after:
+                # An upstream reset: the connection goes away with the chunked body unfinished.
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                break
             if i:
                 time.sleep(delay)
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(ev), ev))
-            self.wfile.flush()
+            wire = compressor.compress(ev) + compressor.flush(zlib.Z_SYNC_FLUSH) if compressor else ev
+            pieces = [wire[j:j + split] for j in range(0, len(wire), split)] if split else [wire]
+            for j, piece in enumerate(pieces):
+                if j:
+                    time.sleep(0.002)   # apart, so that Envoy reads them as separate chunks
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
             rec.events.append((time.monotonic(), ev))
             sent += ev
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        else:
+            if compressor:
+                tail = compressor.flush()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(tail), tail))
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            if not error_after:
+                rec.usage = {"input_tokens": given[0], "output_tokens": given[1] or 1 + deltas,
+                             "cache_creation_input_tokens": given[2], "cache_read_input_tokens": given[3]}
         rec.response_body = bytes(sent)
         rec.response_sha256 = hashlib.sha256(sent).hexdigest()
         rec.response_len = len(sent)

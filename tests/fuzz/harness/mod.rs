@@ -873,3 +873,13 @@ pub mod jwt_simple_diff;
 // p256_signature: `p256_verify` against the `p256` crate on mutated, validly signed ES256 signatures
 
 pub mod p256_signature;
+
+// ------------------------------------------------------------------------------------------------
+// json_scan: the incremental JSON scanner against serde_json on the whole document
+
+pub mod json_scan;
+
+// ------------------------------------------------------------------------------------------------
+// sse: the SSE reader and the usage read from a stream, cut anywhere, against one piece
+
+pub mod sse;

@@ -1,0 +1,127 @@
+//! Per-request glue of the usage record: hands request and answer chunks to `metering::Meter` and
+//! writes what it says as filter state (`wasm.gateway_*`). Every callback lets the data through at
+//! once: nothing here waits or buffers.
+
+use log::debug;
+use proxy_wasm::types::Status;
+
+use super::host;
+use super::shared::Shared;
+use crate::budget;
+use crate::identity::Identity;
+use crate::ids::ContextId;
+use crate::metering::{self, Meter};
+use crate::metrics::model_label;
+
+/// What the decision to let a request through settled for the rest of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Allowed {
+    /// Index into `budget_groups`, `None` for the default group.
+    budget_group: Option<usize>,
+    metered: bool,
+}
+
+/// The request is allowed: set its budget group header, write `wasm.gateway_cost` = 0 (so that a
+/// rate limit charging it never reads a missing value) and, for a metered request, remove
+/// `accept-encoding` so the answer comes in plain text.
+pub fn on_allowed(
+    shared: &Shared,
+    context: ContextId,
+    headers: &[(String, String)],
+    identity: &Identity,
+) -> Result<(), Status> {
+    let config = &shared.config;
+    let budget_group = budget::choose(&config.budgets.groups, &identity.groups);
+    host::set_request_header(&config.headers.budget_group, config.budgets.name(budget_group))?;
+    host::set_property(metering::COST, "0")?;
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let metered = config.usage.enabled
+        && metering::is_metered(header(":method").unwrap_or(""), header(":path").unwrap_or(""));
+    if metered && config.usage.strip_accept_encoding && header("accept-encoding").is_some() {
+        host::remove_request_header("accept-encoding")?;
+    }
+    let mut allowed = shared.allowed.borrow_mut();
+    allowed.retain(|(id, _)| *id != context);
+    allowed.push((context, Allowed { budget_group, metered }));
+    Ok(())
+}
+
+/// Forgets a request that ended before its context picked up its decision.
+pub fn forget(shared: &Shared, context: ContextId) {
+    if let Ok(mut allowed) = shared.allowed.try_borrow_mut() {
+        allowed.retain(|(id, _)| *id != context);
+    }
+}
+
+/// The usage side of one HTTP context.
+#[derive(Default)]
+pub struct RequestUsage {
+    allowed: Option<Allowed>,
+    meter: Option<Box<Meter>>,
+}
+
+impl RequestUsage {
+    /// Picks up the decision once it is taken; the meter exists from then on for metered requests.
+    fn settle(&mut self, shared: &Shared, context: ContextId) -> Option<&mut Meter> {
+        if self.allowed.is_none() {
+            let mut allowed = shared.allowed.borrow_mut();
+            self.allowed =
+                allowed.iter().position(|(id, _)| *id == context).map(|index| allowed.swap_remove(index).1);
+            if self.allowed.is_some_and(|a| a.metered) {
+                self.meter = Some(Box::default());
+            }
+        }
+        self.meter.as_deref_mut()
+    }
+
+    pub fn request_body(&mut self, shared: &Shared, context: ContextId, size: usize, end_of_stream: bool) {
+        let Some(meter) = self.settle(shared, context) else { return };
+        if let Some(chunk) = host::request_body(size) {
+            meter.request_body(&chunk, end_of_stream);
+        } else if end_of_stream {
+            meter.request_body(&[], true);
+        }
+        write(shared, meter, context);
+    }
+
+    pub fn response_headers(&mut self, shared: &Shared, context: ContextId) {
+        let Some(meter) = self.settle(shared, context) else { return };
+        let status = host::response_header(":status").and_then(|s| s.parse().ok());
+        let content_type = host::response_header("content-type");
+        let encoding = host::response_header("content-encoding");
+        meter.response_headers(status, content_type.as_deref(), encoding.as_deref());
+        write(shared, meter, context);
+    }
+
+    pub fn response_body(&mut self, shared: &Shared, context: ContextId, size: usize, end_of_stream: bool) {
+        let Some(meter) = self.settle(shared, context) else { return };
+        if let Some(chunk) = host::response_body(size) {
+            meter.response_body(&chunk, end_of_stream);
+        } else if end_of_stream {
+            meter.response_body(&[], true);
+        }
+        write(shared, meter, context);
+    }
+
+    /// The request is over, however it ended: the last values, and the metrics.
+    pub fn log(&mut self, shared: &Shared, context: ContextId) {
+        self.settle(shared, context);
+        let group = shared.config.budgets.name(self.allowed.and_then(|a| a.budget_group));
+        let Some(meter) = self.meter.as_deref_mut() else { return };
+        meter.end();
+        write(shared, meter, context);
+        // Per-model metrics are bounded by `models.catalog`; every model is `other` without one.
+        let model = model_label(std::iter::empty(), meter.model());
+        for (metric, n) in meter.counts(&shared.config.usage.cost_weights, group, model) {
+            shared.metrics.add(metric, n);
+        }
+    }
+}
+
+fn write(shared: &Shared, meter: &mut Meter, context: ContextId) {
+    for (name, value) in meter.writes(&shared.config.usage.cost_weights) {
+        if let Err(status) = host::set_property(name, &value) {
+            debug!("cannot write filter state name={name} status={status:?} ctx={context}");
+        }
+    }
+}
