@@ -16,6 +16,7 @@ pub mod json_scan;
 pub mod jwks;
 pub mod key_store;
 pub mod metrics;
+pub mod models;
 pub mod opaque;
 pub mod p256_verify;
 pub mod policy;

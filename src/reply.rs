@@ -1,6 +1,7 @@
 //! The responses the filter sends itself, in the Messages API error shape. The only place that maps
 //! a reason to a status, an `error.type` and headers.
 
+use crate::models::{ListError, Refusal};
 use crate::reason::AuthError;
 
 /// RFC 6750 §3 realm: names the protection space, nothing about the configuration.
@@ -45,9 +46,43 @@ pub fn deny(reason: AuthError) -> Reply {
             (401, "authentication_error")
         }
     };
+    Reply { status, headers, body: error_body(error_type, message) }
+}
+
+fn error_body(error_type: &str, message: &str) -> String {
     let message_json = serde_json::Value::from(message).to_string();
-    let body = format!(r#"{{"type":"error","error":{{"type":"{error_type}","message":{message_json}}}}}"#);
-    Reply { status, headers, body }
+    format!(r#"{{"type":"error","error":{{"type":"{error_type}","message":{message_json}}}}}"#)
+}
+
+fn json_reply(status: u32, body: String) -> Reply {
+    Reply { status, headers: vec![("content-type", "application/json".to_owned())], body }
+}
+
+/// A request body refused by `models.enforce`: 403 for a model the user may not use (with
+/// `x-should-retry: false`, so clients show it at once), 400 for a body without a usable `model`.
+pub fn model_refusal(refusal: &Refusal) -> Reply {
+    let message = refusal.client_message();
+    match refusal {
+        Refusal::NotAllowed(_) => {
+            let mut reply = json_reply(403, error_body("permission_error", &message));
+            reply.headers.push(("x-should-retry", "false".to_owned()));
+            reply
+        }
+        _ => json_reply(400, error_body("invalid_request_error", &message)),
+    }
+}
+
+/// `GET /v1/models` and `GET /v1/models/{id}` answered by the filter (`models.serve_list`).
+pub fn models_answer(body: String) -> Reply {
+    json_reply(200, body)
+}
+
+pub fn model_not_found(id: &str) -> Reply {
+    json_reply(404, error_body("not_found_error", &format!("model: {id}")))
+}
+
+pub fn bad_models_query(error: &ListError) -> Reply {
+    json_reply(400, error_body("invalid_request_error", error.client_message()))
 }
 
 /// RFC 6750 §3: `error_description` is limited to printable ASCII without `"` and `\`.
@@ -114,6 +149,30 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
             assert_eq!(body["error"]["type"], "api_error");
         }
+    }
+
+    #[test]
+    fn model_refusals() {
+        let reply = model_refusal(&Refusal::NotAllowed("claude-opus-\"x".into()));
+        assert_eq!(reply.status, 403);
+        assert_eq!(header(&reply, "x-should-retry"), Some("false"));
+        assert_eq!(
+            reply.body,
+            r#"{"type":"error","error":{"type":"permission_error","message":"model claude-opus-\"x is not available to you"}}"#
+        );
+        for refusal in [Refusal::NoModel, Refusal::ModelTooLong, Refusal::DuplicateModel, Refusal::NotJson] {
+            let reply = model_refusal(&refusal);
+            assert_eq!(reply.status, 400);
+            let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(body["error"]["type"], "invalid_request_error");
+            assert_eq!(body["error"]["message"], refusal.client_message());
+        }
+        let reply = model_not_found("nope");
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (404, r#"{"type":"error","error":{"type":"not_found_error","message":"model: nope"}}"#)
+        );
+        assert_eq!(bad_models_query(&ListError::BadLimit).status, 400);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! validated once, and compiled into the types the request path uses without re-checking.
 //! Every error names the JSON path of the field and why it was refused.
 
+mod models;
 mod preset;
 mod provider;
 mod reader;
@@ -30,6 +31,7 @@ pub struct Config {
     pub headers: HeaderNames,
     pub remove_credential: bool,
     pub token_cache: CacheLimits,
+    pub models: crate::models::Models,
 }
 
 impl Config {
@@ -130,7 +132,15 @@ pub fn parse_config(root: &Value) -> Result<Config> {
 
 pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     let root = Obj::new(root, String::new())?;
-    root.only(&["providers", "token_headers", "api_keys", "headers", "remove_credential", "token_cache"])?;
+    root.only(&[
+        "providers",
+        "token_headers",
+        "api_keys",
+        "headers",
+        "remove_credential",
+        "token_cache",
+        "models",
+    ])?;
 
     let api_keys = match root.get("api_keys") {
         None => Vec::new(),
@@ -180,7 +190,8 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     }
     let remove_credential = root.bool_or("remove_credential", true)?;
     let token_cache = parse_cache_limits(root.get("token_cache"))?;
-    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache })
+    let models = models::parse_models(root.get("models"))?;
+    Ok(Config { providers, token_headers, api_keys, headers, remove_credential, token_cache, models })
 }
 
 /// An extension of the contract: the verified-token cache (see `token_cache`).

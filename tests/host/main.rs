@@ -10,6 +10,7 @@ mod json_scan;
 #[allow(dead_code)] // the fuzz body itself runs in tests/fuzz_regressions
 mod json_scan_oracle;
 mod key_lifecycle;
+mod models;
 mod opaque_tokens;
 mod presets;
 mod verify;
