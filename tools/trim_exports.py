@@ -14,8 +14,6 @@ import sys
 # Callbacks the filter leaves at the SDK's default: the host's behaviour without them is the
 # same (continue / done / nothing to log).
 UNUSED = {
-    "proxy_on_request_body",
-    "proxy_on_request_trailers",
     "proxy_on_response_headers",
     "proxy_on_response_body",
     "proxy_on_response_trailers",

@@ -150,3 +150,9 @@ pub fn random_u64() -> u64 {
     hasher.write_u64(now_seconds());
     hasher.finish()
 }
+
+/// Bytes `start..start + size` of the request body the host holds now (in a body callback, the
+/// chunk being handed over; while the request is paused, everything buffered), cut at its end.
+pub fn request_body(start: usize, size: usize) -> Result<Vec<u8>, Status> {
+    Ok(hostcalls::get_buffer(BufferType::HttpRequestBody, start, size)?.unwrap_or_default())
+}

@@ -7,6 +7,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
+use super::models;
 use super::root::{on_introspection_response, Shared, WaitOn};
 use crate::authn::{decide, Decision, State};
 use crate::metrics::{self, Metric};
@@ -30,10 +31,27 @@ impl Context for HttpFilter {
 }
 
 impl HttpContext for HttpFilter {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         match &self.shared {
-            Some(shared) => process_request(shared, self.context_id),
+            Some(shared) => {
+                models::on_request_headers(self.context_id, end_of_stream);
+                process_request(shared, self.context_id)
+            }
             None => send_denial(AuthError::NotConfigured, self.context_id),
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match &self.shared {
+            Some(shared) => models::on_request_body(shared, self.context_id, body_size, end_of_stream),
+            None => Action::Pause,
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        match &self.shared {
+            Some(shared) => models::on_request_trailers(shared, self.context_id),
+            None => Action::Pause,
         }
     }
 }
@@ -42,6 +60,7 @@ impl Drop for HttpFilter {
     /// A request that went away (client gone) must not be resumed, and the host cancels the calls
     /// it made: whoever waits on those answers gets a 503 instead of waiting forever.
     fn drop(&mut self) {
+        models::forget(self.context_id);
         let Some(shared) = &self.shared else { return };
         if let Ok(mut waiting) = shared.waiting.try_borrow_mut() {
             waiting.retain(|(id, _)| *id != self.context_id);
@@ -115,7 +134,7 @@ fn apply(
             }
             debug!("allowed provider={} ctx=#{context_id}", identity.provider);
             shared.metrics.increment(Metric::Allowed);
-            Action::Continue
+            models::on_allowed(shared, context_id, headers, &identity).unwrap_or(Action::Continue)
         }
         Decision::Deny(reason) => deny(shared, reason, context_id),
         Decision::WaitForKeys(source) => {

@@ -4,6 +4,7 @@
 mod host;
 mod http;
 mod metrics;
+mod models;
 mod root;
 
 use proxy_wasm::traits::RootContext;

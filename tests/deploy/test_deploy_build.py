@@ -19,9 +19,9 @@ import trim_exports  # noqa: E402
 # the filter's root and HTTP contexts implement (src/plugin/root.rs, src/plugin/http.rs).
 NEEDED = {"proxy_abi_version_0_2_1", "memory", "proxy_on_memory_allocate", "proxy_on_context_create",
           "proxy_on_vm_start", "proxy_on_configure", "proxy_on_tick", "proxy_on_request_headers",
-          "proxy_on_http_call_response", "proxy_on_delete"}
+          "proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_http_call_response", "proxy_on_delete"}
 # The SDK trait methods behind the trimmed callbacks: implementing one of them would be dead code.
-TRIMMED_METHODS = {"on_http_request_body", "on_http_request_trailers", "on_http_response_headers",
+TRIMMED_METHODS = {"on_http_response_headers",
                    "on_http_response_body", "on_http_response_trailers", "on_log", "on_done"}
 
 
