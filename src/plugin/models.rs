@@ -4,9 +4,10 @@
 //!
 //! The state per request lives here, keyed by context id, because the hooks run from the HTTP
 //! context and from the root context (a request resumed after its keys or introspection answer
-//! came). It also closes a gap of its own: a body chunk that arrives while the request's headers
-//! are still waiting for authentication is held (`Pause`), never passed on, because `Continue`
-//! from a body callback would let the stopped headers go upstream undecided.
+//! came). A body chunk handed over while the request still waits for authentication is held
+//! (`Pause`, Envoy buffers it) and scanned from the buffer once the request is allowed, before it
+//! is released; a chunk handed over only after the resumption goes through the gate like any
+//! other. Either way no chunk of an enforced body passes unscanned.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
