@@ -84,16 +84,22 @@ pub fn on_allowed(
         Route::Enforced => {
             let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
             let mut gate = Box::new(BodyGate::new(content_length));
-            if body_seen || end_seen {
-                // What arrived while authentication was pending is buffered: read it all now,
-                // before it is released.
+            // What arrived while authentication was pending is buffered: read it all now, before
+            // it is released.
+            let buffered = if body_seen {
                 match host::request_body(0, u32::MAX as usize) {
-                    Ok(buffered) => gate.read(&buffered, end_seen),
+                    Ok(buffered) => buffered,
                     Err(_) => {
                         warn!("cannot read the buffered request body ctx=#{context_id}");
-                        gate.read(b"", true);
+                        return Some(refuse(context_id, &Refusal::NotJson));
                     }
                 }
+            } else {
+                Vec::new()
+            };
+            // `content-length: 0` is a complete body already, whatever callbacks follow.
+            if body_seen || end_seen || content_length == Some(0) {
+                gate.read(&buffered, end_seen);
             }
             check(shared, context_id, gate, groups)
         }
