@@ -87,10 +87,13 @@ dist: build
 oci: build
 	deploy/oci.sh
 
-# Throughput and latency against plain Envoy, Wasm baselines (bench/noop) and native jwt_authn (~12 min; needs wrk). Settings:
+# The model-scan micro-bench (bench/json_scan, wasm32 under Node), then throughput and latency against plain Envoy, Wasm baselines (bench/noop) and native jwt_authn (~12 min; needs wrk and node). Settings:
 # BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS, ... (bench/run.py). Refreshes BENCHMARKS.md.
 bench: build check-envoy
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
+	@# The request-body model scan (models.enforce) compiled to wasm32 under Node's V8 (bench/json_scan).
+	cargo build --release --target $(WASM_TARGET) --manifest-path bench/json_scan/Cargo.toml
+	node bench/rsa/run-wasm.mjs bench/json_scan/target/$(WASM_TARGET)/release/json-scan-bench.wasm
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/usage_stream.py
 

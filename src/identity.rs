@@ -68,6 +68,16 @@ impl Identity {
         }
     }
 
+    /// The group names, as `join_groups` kept them (header-safe, capped): the inverse of its
+    /// joining and escaping.
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(|g| g.replace("%2C", ",").replace("%25", "%"))
+            .collect()
+    }
+
     /// The identity headers to set upstream; absent values produce no header.
     pub fn headers<'a, 'n>(&'a self, names: &'n HeaderNames) -> Vec<(&'n str, &'a str)> {
         let mut out = vec![(names.user_id.as_str(), self.user_id.as_str())];
@@ -222,6 +232,11 @@ mod tests {
     fn groups_are_joined_unambiguously() {
         let groups = vec!["eng".to_owned(), "a,b".to_owned(), "100%".to_owned(), "\r\n".to_owned()];
         assert_eq!(join_groups(&groups), "eng,a%2Cb,100%25");
+        let identity = Identity {
+            groups: join_groups(&groups),
+            ..Identity::from_api_key(&ApiKey { name: "k".into(), sha256: [0; 32], groups: vec![] })
+        };
+        assert_eq!(identity.group_names(), ["eng", "a,b", "100%"]);
         let many: Vec<String> = (0..1000).map(|i| format!("{i:036}")).collect();
         let joined = join_groups(&many);
         assert!(joined.len() <= MAX_GROUPS_BYTES);

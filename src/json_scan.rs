@@ -197,6 +197,8 @@ pub struct Scanner<'a> {
     utf8_need: u8,
     utf8_lo: u8,
     utf8_hi: u8,
+    /// Offset of the lead byte of the UTF-8 sequence being read.
+    utf8_at: u64,
     key_start: u64,
     // The number being read, when it is a watched leaf.
     num_leaf: Option<usize>,
@@ -212,9 +214,9 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// How many leading bytes are plain string content: ASCII, not `"`, `\` or a control character.
-/// Eight bytes at a time, as one `u64`.
-fn plain_run(bytes: &[u8]) -> usize {
+/// How many leading bytes are string content without `"`, `\` or a control character (any other
+/// byte, UTF-8 checked separately). Eight bytes at a time, as one `u64`.
+fn content_run(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut words = bytes.chunks_exact(8);
@@ -225,23 +227,31 @@ fn plain_run(bytes: &[u8]) -> usize {
         let x = u64::from_le_bytes(eight);
         let quote = x ^ (ONES * u64::from(b'"'));
         let backslash = x ^ (ONES * u64::from(b'\\'));
-        // A byte is flagged when it is zero in `quote`/`backslash`, below 0x20, or has its top bit
-        // set; the lowest flagged byte is exact (borrows only run upwards).
-        let special = (quote.wrapping_sub(ONES) & !quote)
+        // Bytes that are zero in `quote`/`backslash`, or below 0x20 in `x`, get their top bit set;
+        // the lowest such byte is exact (borrows only run upwards, from a flagged byte).
+        let special = ((quote.wrapping_sub(ONES) & !quote)
             | (backslash.wrapping_sub(ONES) & !backslash)
-            | x.wrapping_sub(ONES * 0x20)
-            | x;
-        let special = special & HIGH;
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & HIGH;
         if special != 0 {
             return n + (special.trailing_zeros() / 8) as usize;
         }
         n += 8;
     }
-    n + words
-        .remainder()
-        .iter()
-        .take_while(|&&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
-        .count()
+    n + words.remainder().iter().take_while(|&&b| b >= 0x20 && b != b'"' && b != b'\\').count()
+}
+
+/// The byte a one-letter escape (`\n`, ...) stands for.
+fn simple_escape(b: u8) -> Option<u8> {
+    Some(match b {
+        b'"' | b'\\' | b'/' => b,
+        b'b' => 0x08,
+        b'f' => 0x0C,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        _ => return None,
+    })
 }
 
 impl<'a> Scanner<'a> {
@@ -266,6 +276,7 @@ impl<'a> Scanner<'a> {
             utf8_need: 0,
             utf8_lo: 0,
             utf8_hi: 0,
+            utf8_at: 0,
             key_start: 0,
             num_leaf: None,
             num_value: None,
@@ -310,47 +321,58 @@ impl<'a> Scanner<'a> {
             let at = self.base + i as u64;
             match self.state {
                 State::Str if self.utf8_need == 0 => {
-                    let run = plain_run(chunk.get(i..).unwrap_or_default());
+                    let rest = chunk.get(i..).unwrap_or_default();
+                    let run = content_run(rest);
                     if run > 0 {
-                        if self.role != Role::Skip {
-                            self.take(chunk.get(i..i + run).unwrap_or_default());
+                        let content = rest.get(..run).unwrap_or_default();
+                        // Whole UTF-8 sequences in one pass; one cut by the chunk's end goes on
+                        // byte by byte below.
+                        let valid = match std::str::from_utf8(content) {
+                            Ok(_) => run,
+                            Err(e) if e.error_len().is_none() && run == rest.len() => e.valid_up_to(),
+                            Err(e) => {
+                                return Err(invalid(at + e.valid_up_to() as u64, "invalid UTF-8 in a string"))
+                            }
+                        };
+                        if valid > 0 {
+                            if self.role != Role::Skip {
+                                self.take(content.get(..valid).unwrap_or_default());
+                            }
+                            i += valid;
+                            continue;
                         }
-                        i += run;
-                        continue;
                     }
                     match b {
                         b'"' => self.end_string(hits)?,
-                        b'\\' => self.state = State::Escape,
+                        b'\\' => match chunk.get(i + 1).copied().and_then(simple_escape) {
+                            Some(decoded) => {
+                                self.take_byte(decoded);
+                                i += 1;
+                            }
+                            None => self.state = State::Escape,
+                        },
                         0x80.. => self.utf8_start(b, at)?,
                         _ => return Err(invalid(at, "control character in a string")),
                     }
                 }
                 State::Str => {
                     if b < self.utf8_lo || b > self.utf8_hi {
-                        return Err(invalid(at, "invalid UTF-8 in a string"));
+                        // Reported where the sequence starts, as in one piece (`from_utf8`).
+                        return Err(invalid(self.utf8_at, "invalid UTF-8 in a string"));
                     }
                     self.utf8_need -= 1;
                     (self.utf8_lo, self.utf8_hi) = (0x80, 0xBF);
                     self.take_byte(b);
                 }
                 State::Escape => {
-                    let decoded = match b {
-                        b'"' | b'\\' | b'/' => b,
-                        b'b' => 0x08,
-                        b'f' => 0x0C,
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'u' => {
-                            self.state = State::Hex(0);
-                            self.hex = 0;
-                            i += 1;
-                            continue;
-                        }
-                        _ => return Err(invalid(at, "invalid escape")),
-                    };
-                    self.take_byte(decoded);
-                    self.state = State::Str;
+                    if b == b'u' {
+                        self.state = State::Hex(0);
+                        self.hex = 0;
+                    } else {
+                        let decoded = simple_escape(b).ok_or(invalid(at, "invalid escape"))?;
+                        self.take_byte(decoded);
+                        self.state = State::Str;
+                    }
                 }
                 State::Hex(n) => {
                     let digit = char::from(b).to_digit(16).ok_or(invalid(at, "invalid \\u escape"))?;
@@ -586,7 +608,7 @@ impl<'a> Scanner<'a> {
             0xF4 => (3, 0x80, 0x8F),
             _ => return Err(invalid(at, "invalid UTF-8 in a string")),
         };
-        (self.utf8_need, self.utf8_lo, self.utf8_hi) = (need, lo, hi);
+        (self.utf8_need, self.utf8_lo, self.utf8_hi, self.utf8_at) = (need, lo, hi, at);
         self.take_byte(b);
         Ok(())
     }

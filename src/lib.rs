@@ -20,6 +20,7 @@ pub mod key_fetch;
 pub mod key_store;
 pub mod metering;
 pub mod metrics;
+pub mod models;
 pub mod opaque;
 pub mod p256_verify;
 pub mod policy;

@@ -5,6 +5,7 @@
 //! retry rules: `false` shows the reason at once instead of ~100 s of silent retries) and a
 //! `request-id` shaped like the Messages API's, which the denial's log line repeats.
 
+use crate::models::{ListError, Refusal};
 use crate::reason::AuthError;
 
 /// RFC 6750 §3 realm: names the protection space, nothing about the configuration.
@@ -65,9 +66,45 @@ pub fn deny(reason: AuthError, request_id: &str) -> Reply {
         // The same credential gets the same answer: retrying only hides the reason.
         headers.push(("x-should-retry", "false".to_owned()));
     }
+    Reply { status, headers, body: error_body(error_type, message) }
+}
+
+fn error_body(error_type: &str, message: &str) -> String {
     let message_json = serde_json::Value::from(message).to_string();
-    let body = format!(r#"{{"type":"error","error":{{"type":"{error_type}","message":{message_json}}}}}"#);
+    format!(r#"{{"type":"error","error":{{"type":"{error_type}","message":{message_json}}}}}"#)
+}
+
+fn json_reply(status: u32, body: String, request_id: &str) -> Reply {
+    let headers =
+        vec![("content-type", "application/json".to_owned()), ("request-id", request_id.to_owned())];
     Reply { status, headers, body }
+}
+
+/// A request body refused by `models.enforce`: 403 for a model the user may not use (with
+/// `x-should-retry: false`, so clients show it at once), 400 for a body without a usable `model`.
+pub fn model_refusal(refusal: &Refusal, request_id: &str) -> Reply {
+    let message = refusal.client_message();
+    match refusal {
+        Refusal::NotAllowed(_) => {
+            let mut reply = json_reply(403, error_body("permission_error", &message), request_id);
+            reply.headers.push(("x-should-retry", "false".to_owned()));
+            reply
+        }
+        _ => json_reply(400, error_body("invalid_request_error", &message), request_id),
+    }
+}
+
+/// `GET /v1/models` and `GET /v1/models/{id}` answered by the filter (`models.serve_list`).
+pub fn models_answer(body: String, request_id: &str) -> Reply {
+    json_reply(200, body, request_id)
+}
+
+pub fn model_not_found(id: &str, request_id: &str) -> Reply {
+    json_reply(404, error_body("not_found_error", &format!("model: {id}")), request_id)
+}
+
+pub fn bad_models_query(error: &ListError, request_id: &str) -> Reply {
+    json_reply(400, error_body("invalid_request_error", error.client_message()), request_id)
 }
 
 /// RFC 6750 §3: `error_description` is limited to printable ASCII without `"` and `\`.
@@ -201,6 +238,31 @@ mod tests {
         assert_eq!(request_id([0, 0]), "req_gw_000000000000000000000000");
         let id = request_id([u64::MAX, u64::MAX]);
         assert_eq!(id, format!("req_gw_{}", "f".repeat(24)));
+    }
+
+    #[test]
+    fn model_refusals() {
+        let reply = model_refusal(&Refusal::NotAllowed("claude-opus-\"x".into()), ID);
+        assert_eq!(header(&reply, "request-id"), Some(ID));
+        assert_eq!(reply.status, 403);
+        assert_eq!(header(&reply, "x-should-retry"), Some("false"));
+        assert_eq!(
+            reply.body,
+            r#"{"type":"error","error":{"type":"permission_error","message":"model claude-opus-\"x is not available to you"}}"#
+        );
+        for refusal in [Refusal::NoModel, Refusal::ModelTooLong, Refusal::DuplicateModel, Refusal::NotJson] {
+            let reply = model_refusal(&refusal, ID);
+            assert_eq!(reply.status, 400);
+            let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(body["error"]["type"], "invalid_request_error");
+            assert_eq!(body["error"]["message"], refusal.client_message());
+        }
+        let reply = model_not_found("nope", ID);
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (404, r#"{"type":"error","error":{"type":"not_found_error","message":"model: nope"}}"#)
+        );
+        assert_eq!(bad_models_query(&ListError::BadLimit, ID).status, 400);
     }
 
     #[test]

@@ -14,7 +14,6 @@ import sys
 # Callbacks the filter leaves at the SDK's default: the host's behaviour without them is the
 # same (continue / done). The body, response header and log callbacks read the usage record.
 UNUSED = {
-    "proxy_on_request_trailers",
     "proxy_on_response_trailers",
     "proxy_on_done",
 }

@@ -2,6 +2,7 @@
 //! validated once, and compiled into the types the request path uses without re-checking.
 //! Every error names the JSON path of the field and why it was refused.
 
+mod models;
 mod preset;
 mod provider;
 mod reader;
@@ -38,6 +39,7 @@ pub struct Config {
     pub limits: Limits,
     pub usage: Usage,
     pub budgets: Budgets,
+    pub models: crate::models::Models,
 }
 
 /// Bounds on what a request may present (an extension of the contract: `limits`).
@@ -211,6 +213,7 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
         "usage",
         "budget_groups",
         "default_budget_group",
+        "models",
     ])?;
 
     let api_keys = match root.get("api_keys") {
@@ -262,6 +265,7 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
     let remove_credential = root.bool_or("remove_credential", true)?;
     let token_cache = parse_cache_limits(root.get("token_cache"))?;
     let limits = parse_limits(root.get("limits"))?;
+    let models = models::parse_models(root.get("models"))?;
     let usage = usage::parse_usage(root.get("usage"))?;
     let budgets = usage::parse_budgets(root.get("budget_groups"), root.get("default_budget_group"))?;
     Ok(Config {
@@ -274,6 +278,7 @@ pub fn parse_config_with_env(root: &Value, env: Env) -> Result<Config> {
         limits,
         usage,
         budgets,
+        models,
     })
 }
 

@@ -39,13 +39,19 @@ pub fn response_header(name: &str) -> Option<String> {
     hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten()
 }
 
-/// The request body chunk the host is handing over (`None` if it cannot be read).
+/// The first `size` bytes of the request body the host holds now (in a body callback, the chunk
+/// being handed over; while the request is paused, everything buffered); `None` if unreadable.
 pub fn request_body(size: usize) -> Option<Vec<u8>> {
     hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).ok().map(Option::unwrap_or_default)
 }
 
 pub fn response_body(size: usize) -> Option<Vec<u8>> {
     hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size).ok().map(Option::unwrap_or_default)
+}
+
+/// A fresh `request-id` for an answer the filter sends itself (`reply::request_id`).
+pub fn request_id() -> String {
+    crate::reply::request_id([random_u64(), random_u64()])
 }
 
 pub fn send_reply(reply: &Reply) -> Result<(), Status> {

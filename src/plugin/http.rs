@@ -8,6 +8,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use super::host;
+use super::models;
 use super::shared::Shared;
 use super::usage::{self, RequestUsage};
 use crate::authn::{credential_headers, rule_on_answer, Ruling};
@@ -35,19 +36,31 @@ impl Context for HttpFilter {
 }
 
 impl HttpContext for HttpFilter {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         match &self.shared {
-            Some(shared) => process_request(shared, self.context),
+            Some(shared) => {
+                models::on_request_headers(shared, self.context, end_of_stream);
+                process_request(shared, self.context)
+            }
             None => send_denial(AuthError::NotConfigured, self.context),
         }
     }
 
-    // Usage: each chunk is looked at and let through at once.
+    // Models may hold a chunk until its verdict; usage looks at each chunk let through.
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if let Some(shared) = &self.shared {
+        let Some(shared) = &self.shared else { return Action::Pause };
+        let action = models::on_request_body(shared, self.context, body_size, end_of_stream);
+        if action == Action::Continue {
             self.usage.request_body(shared, self.context, body_size, end_of_stream);
         }
-        Action::Continue
+        action
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        match &self.shared {
+            Some(shared) => models::on_request_trailers(shared, self.context),
+            None => Action::Pause,
+        }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -76,6 +89,7 @@ impl Drop for HttpFilter {
     /// it made: whoever waits on those answers gets a 503 instead of waiting forever.
     fn drop(&mut self) {
         let Some(shared) = &self.shared else { return };
+        models::forget(shared, self.context);
         usage::forget(shared, self.context);
         let abandoned = match shared.state.try_borrow_mut() {
             Ok(mut state) => state.forget(self.context),
@@ -150,7 +164,7 @@ fn carry_out(
             }
             debug!("allowed provider={} ctx={context}", identity.provider);
             shared.metrics.increment(Metric::Allowed);
-            Action::Continue
+            models::on_allowed(shared, context, headers, &identity).unwrap_or(Action::Continue)
         }
         Ruling::Deny(reason) => deny(shared, reason, context),
         Ruling::WaitForKeys(source) => {
@@ -211,7 +225,7 @@ fn deny(shared: &Shared, reason: AuthError, context: ContextId) -> Action {
 
 fn send_denial(reason: AuthError, context: ContextId) -> Action {
     // The id the client shows (`request-id`) matches this line, never the credential.
-    let request_id = reply::request_id([host::random_u64(), host::random_u64()]);
+    let request_id = host::request_id();
     debug!("denied reason=\"{reason}\" request_id={request_id} ctx={context}");
     if host::send_reply(&reply::deny(reason, &request_id)).is_err() {
         warn!("cannot send the denial ctx={context}");

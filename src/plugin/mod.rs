@@ -4,6 +4,7 @@
 mod host;
 mod http;
 mod metrics;
+mod models;
 mod root;
 mod shared;
 mod usage;

@@ -162,8 +162,13 @@ impl RootContext for Root {
             config.token_headers.join(",")
         );
         let state = RefCell::new(VmState::new(&config, self.vm_id, host::random_key()));
-        self.shared =
-            Some(Rc::new(Shared { config, state, metrics: Metrics::default(), allowed: RefCell::default() }));
+        self.shared = Some(Rc::new(Shared {
+            config,
+            state,
+            metrics: Metrics::default(),
+            allowed: RefCell::default(),
+            models: RefCell::default(),
+        }));
         self.ticking = false;
         // The first fetch starts on the first tick, right after configuration: the host may not be
         // ready to dispatch calls while it is still configuring the plugin.

@@ -2,8 +2,10 @@
 //! (one owner, `VmState`, in one cell) and the metrics.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use super::metrics::Metrics;
+use super::models;
 use super::usage::Allowed;
 use crate::config::Config;
 use crate::ids::ContextId;
@@ -17,4 +19,6 @@ pub struct Shared {
     /// Requests let through whose HTTP context has not yet picked up what that settled for the
     /// usage record: a request that waited for keys is allowed from the root context.
     pub allowed: RefCell<Vec<(ContextId, Allowed)>>,
+    /// Where each request stands with `models` (its body gate), for the same reason.
+    pub models: RefCell<HashMap<ContextId, models::Request>>,
 }

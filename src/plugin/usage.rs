@@ -110,8 +110,9 @@ impl RequestUsage {
         let Some(meter) = self.meter.as_deref_mut() else { return };
         meter.end();
         write(shared, meter, context);
-        // Per-model metrics are bounded by `models.catalog`; every model is `other` without one.
-        let model = model_label(std::iter::empty(), meter.model());
+        // Per-model metrics are bounded by `models.catalog`: any other model counts as `other`.
+        let catalog = shared.config.models.catalog.iter().map(|entry| entry.id.as_str());
+        let model = model_label(catalog, meter.model());
         for (metric, n) in meter.counts(&shared.config.usage.cost_weights, group, model) {
             shared.metrics.add(metric, n);
         }

@@ -20,10 +20,12 @@ import trim_exports  # noqa: E402
 NEEDED = {"proxy_abi_version_0_2_1", "memory", "proxy_on_memory_allocate", "proxy_on_context_create",
           "proxy_on_vm_start", "proxy_on_configure", "proxy_on_tick", "proxy_on_request_headers",
           "proxy_on_http_call_response", "proxy_on_delete",
-          # the usage record (src/plugin/usage.rs): request and answer bodies, answer headers, the end
-          "proxy_on_request_body", "proxy_on_response_headers", "proxy_on_response_body", "proxy_on_log"}
+          # the usage record (src/plugin/usage.rs) and models (src/plugin/models.rs): request and
+          # answer bodies, request trailers (the end of a body), answer headers, the end
+          "proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_response_headers",
+          "proxy_on_response_body", "proxy_on_log"}
 # The SDK trait methods behind the trimmed callbacks: implementing one of them would be dead code.
-TRIMMED_METHODS = {"on_http_request_trailers", "on_http_response_trailers", "on_done"}
+TRIMMED_METHODS = {"on_http_response_trailers", "on_done"}
 
 
 def module_with_exports(*names: str) -> bytes:

@@ -11,6 +11,7 @@ mod json_scan;
 mod json_scan_oracle;
 mod key_fetch;
 mod key_lifecycle;
+mod models;
 mod opaque_tokens;
 mod presets;
 mod usage_stream;

@@ -28,9 +28,12 @@ Steering headers a test may send (they pass through the gateway like any other h
   x-standin-error-after: 4        streamed: after 4 events, `event: error` (overloaded) and the end
   x-standin-reset-after: 4        streamed: after 4 events, the connection is closed mid-stream
 
-Every request is recorded (`MessagesAPI.records`, list of `Recorded`): method, path with query, headers
-as a list of (name, value) in arrival order, body sha256/length (and the bytes when <= 1 MiB), whether it
-came chunked, and what was answered (status, body sha256, SSE events with their send times).
+Every request with a complete body is recorded (`MessagesAPI.records`, list of `Recorded`): method, path
+with query, headers as a list of (name, value) in arrival order, body sha256/length (and the bytes when
+<= 1 MiB), whether it came chunked, and what was answered (status, body sha256, SSE events with their
+send times). A request whose body never completed (the connection or stream was reset first) is in
+`MessagesAPI.incomplete` instead (headers and path only): `find` counts complete bodies, `find_incomplete`
+the cut-off ones.
 
 Command line (make run):  python tests/standins/messages_api.py --port 18081 [--event-delay-ms 50]
 In-process:  api = MessagesAPI().start(); ...; api.find("x-e2e-id", "abc"); api.stop()
@@ -145,6 +148,7 @@ class MessagesAPI(Served):
         self.event_delay = event_delay
         self.deltas = deltas
         self.records: list[Recorded] = []
+        self.incomplete: list[Recorded] = []
         self._lock = threading.Lock()
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -160,9 +164,16 @@ class MessagesAPI(Served):
             recs = list(self.records)
         return [r for r in recs if value in r.header_all(header)]
 
+    def find_incomplete(self, header: str, value: str) -> list[Recorded]:
+        """Every request whose body did not complete and whose header `header` has `value`."""
+        with self._lock:
+            recs = list(self.incomplete)
+        return [r for r in recs if value in r.header_all(header)]
+
     def clear(self) -> None:
         with self._lock:
             self.records.clear()
+            self.incomplete.clear()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -209,9 +220,14 @@ class _Handler(BaseHTTPRequestHandler):
         t0 = time.monotonic()
         try:
             body, chunked = self._read_body()
-        except (ValueError, ConnectionError):
+        except (ValueError, ConnectionError, OSError) as e:
             self.close_connection = True
-            self._plain(400, b'{"type":"error","error":{"type":"invalid_request_error","message":"bad body"}}')
+            if isinstance(e, ValueError):
+                self._plain(400, b'{"type":"error","error":{"type":"invalid_request_error","message":"bad body"}}')
+                return
+            with api._lock:  # the peer went away mid-body: nobody to answer
+                api.incomplete.append(Recorded(seq=0, time=t0, method=self.command, path=self.path,
+                                               headers=list(self.headers.items())))
             return
         rec = Recorded(seq=0, time=t0, method=self.command, path=self.path,
                        headers=list(self.headers.items()), body_sha256=hashlib.sha256(body).hexdigest(),
