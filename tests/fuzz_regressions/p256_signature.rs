@@ -1,4 +1,4 @@
-//! `p256_verify` against the `p256` crate (`harness::p256_signature`): every seed and saved input, a
+//! `crypto::p256` against the `p256` crate (`harness::p256_signature`): every seed and saved input, a
 //! batch of inputs from a fixed-seed generator through the same operations, and corner inputs with
 //! their exact verdicts. See the harness for the input layout.
 

@@ -1,9 +1,9 @@
-//! `gateway_filter::p256_verify` against the `p256` crate (the ES256 backend it replaces): on the
+//! `gateway_filter::crypto::p256` against the `p256` crate (the ES256 backend it replaces): on the
 //! same keys, messages and signatures, valid and broken, both must give the same verdict.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use gateway_filter::p256_verify::P256PublicKey;
+use gateway_filter::crypto::p256::P256PublicKey;
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};

@@ -1,4 +1,4 @@
-//! Verifies the RFC 7515 Appendix A.3 ES256 token many times with `gateway_filter::p256_verify`,
+//! Verifies the RFC 7515 Appendix A.3 ES256 token many times with `gateway_filter::crypto::p256`,
 //! the `p256` 0.13 crate (the filter's backend before) and `p256` 0.14 (jwt-simple 0.15's), and
 //! prints µs per verification.
 //!
@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use gateway_filter::p256_verify::P256PublicKey;
+use gateway_filter::crypto::p256::P256PublicKey;
 
 include!("token.rs");
 

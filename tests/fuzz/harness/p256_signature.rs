@@ -1,4 +1,4 @@
-//! p256_signature: `p256_verify` (our variable-time ECDSA P-256) against the `p256` crate (0.13) on
+//! p256_signature: `crypto::p256` (our variable-time ECDSA P-256) against the `p256` crate (0.13) on
 //! the same keys, messages or digests and signatures: the verdicts must be equal, always, and so
 //! must the verdicts on the key (`P256PublicKey::new` against `VerifyingKey::from_sec1_bytes` of
 //! `04 || x || y`). The fuzzer cannot sign, so the harness does, with fixed keys: it starts from a
@@ -24,7 +24,7 @@ use p256::elliptic_curve::point::AffineCoordinates;
 use p256::{FieldBytes, ProjectivePoint, Scalar, U256};
 use sha2::{Digest as _, Sha256};
 
-use gateway_filter::p256_verify::P256PublicKey;
+use gateway_filter::crypto::p256::P256PublicKey;
 
 /// Big-endian 256-bit values the operations set r, s, x or y to (`Op::SetR`, `SetS`, `KeySet`).
 pub const VALUES: [&str; 16] = [

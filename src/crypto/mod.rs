@@ -1,9 +1,14 @@
 //! Signature algorithms and public keys: the only module that touches cryptographic crates and
-//! verifiers, so a backend can be swapped for a faster one without changing callers (RSA and
-//! P-256 have been: `rsa_verify`, `p256_verify`).
+//! verifiers, so a backend can be swapped for a faster one without changing callers (RSA, P-256
+//! and P-384 have been: the submodules `rsa`, `p256`, `p384`).
 
-use crate::p256_verify::P256PublicKey;
-use crate::rsa_verify::{self, Hash};
+#![forbid(unsafe_code)]
+
+pub mod p256;
+pub mod rsa;
+
+use self::p256::P256PublicKey;
+use self::rsa::Hash;
 
 /// JWS algorithms this filter can verify (RFC 7518 §3, RFC 8037). `none` and HMAC have no variant:
 /// a value of this type can never be one of them.
@@ -98,7 +103,7 @@ pub const RSA_MAX_BITS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub enum PublicKey {
-    Rsa(rsa_verify::RsaPublicKey),
+    Rsa(rsa::RsaPublicKey),
     P256(P256PublicKey),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
@@ -143,7 +148,7 @@ impl PublicKey {
         if n.last().is_some_and(|low| low & 1 == 0) {
             return Err(KeyError::RsaEvenModulus);
         }
-        rsa_verify::RsaPublicKey::new(n, e).map(PublicKey::Rsa).ok_or(KeyError::RsaExponent)
+        rsa::RsaPublicKey::new(n, e).map(PublicKey::Rsa).ok_or(KeyError::RsaExponent)
     }
 
     /// EC key from the JWK's `x` and `y` coordinates on P-256 or P-384 (`crv`): each exactly the
@@ -207,7 +212,7 @@ fn p384_key(x: &[u8], y: &[u8]) -> Option<p384::ecdsa::VerifyingKey> {
     p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).ok()
 }
 
-fn verify_rsa(key: &rsa_verify::RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+fn verify_rsa(key: &rsa::RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
     use Algorithm::*;
     match alg {
         RS256 => key.verify_pkcs1v15(Hash::Sha256, message, signature),

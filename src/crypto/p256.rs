@@ -12,6 +12,8 @@
 //! the NIST fast reduction for p = 2^256 - 2^224 + 2^192 + 2^96 - 1. Everything must be exact;
 //! nothing here panics.
 
+#![forbid(unsafe_code)]
+
 use std::ops::{Add, Mul, Neg, Sub};
 use std::sync::OnceLock;
 
