@@ -867,6 +867,8 @@ pub fn rsa_verdict(data: &[u8]) -> Option<bool> {
 pub mod jwt_simple_diff;
 
 // ------------------------------------------------------------------------------------------------
-// p256_signature: `crypto::p256` against the `p256` crate on mutated, validly signed ES256 signatures
+// p256_signature, p384_signature: `crypto::p256` and `crypto::p384` against the `p256` and `p384`
+// crates on mutated, validly signed ES256 and ES384 signatures (one harness, ecdsa_signature.rs)
 
 pub mod p256_signature;
+pub mod p384_signature;
