@@ -17,6 +17,10 @@ Variants (each RS256 and ES256 where it applies):
   filter-cold               this filter, every token different (a pool of tens of thousands)
   filter-warm               this filter, a few hundred users' tokens reused
   filter-flood              this filter, forged tokens (known kid, wrong signature, each different)
+  filter-flood-es384        the same with ES384 (a P-384 key in the JWKS): the cost of the costliest
+                            forgery, to compare with filter-flood-rs256
+  filter-flood-rs256-nokid  forged RS256 tokens without kid against a JWKS of 8 RSA keys (the real
+                            one first): a kid-less token is tried against at most 2 keys
 
 Sanity checks (never timing): before each measurement one valid and one forged request must get the
 expected status (200/401, both 200 without auth); afterwards every response of a valid-token run
@@ -75,7 +79,9 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 ISSUER = "https://idp.bench.example"
 AUDIENCE = "claude-gateway"
-KID = {"RS256": "bench-rs256", "ES256": "bench-es256"}
+KID = {"RS256": "bench-rs256", "ES256": "bench-es256", "ES384": "bench-es384"}
+# RSA keys in the JWKS of filter-flood-rs256-nokid: the real one and decoys.
+NOKID_RSA_KEYS = 8
 TOKEN_LIFETIME_S = 4 * 3600            # far longer than a run (the brief asks for at least 1 hour)
 UPSTREAM_BODY = ('{"id":"msg_bench","type":"message","role":"assistant","model":"bench",'
                  '"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn",'
@@ -132,10 +138,11 @@ def b64u_uint(n: int, size: int) -> str:
 _SIGNER: dict[str, Any] = {}
 
 
-def _init_signer(rsa_pem: bytes, ec_pem: bytes) -> None:
+def _init_signer(rsa_pem: bytes, ec_pem: bytes, ec384_pem: bytes) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
     _SIGNER["RS256"] = load_pem_private_key(rsa_pem, None)
     _SIGNER["ES256"] = load_pem_private_key(ec_pem, None)
+    _SIGNER["ES384"] = load_pem_private_key(ec384_pem, None)
 
 
 def _claims(prefix: str, i: int, now: int) -> dict[str, Any]:
@@ -147,8 +154,8 @@ def _claims(prefix: str, i: int, now: int) -> dict[str, Any]:
             "exp": now + TOKEN_LIFETIME_S, "jti": secrets.token_hex(16)}
 
 
-def _signing_input(alg: str, claims: dict[str, Any]) -> str:
-    header = {"alg": alg, "typ": "JWT", "kid": KID[alg]}
+def _signing_input(alg: str, claims: dict[str, Any], kid: bool = True) -> str:
+    header = {"alg": alg, "typ": "JWT", "kid": KID[alg]} if kid else {"alg": alg, "typ": "JWT"}
     return (b64u(json.dumps(header, separators=(",", ":")).encode()) + "." +
             b64u(json.dumps(claims, separators=(",", ":")).encode()))
 
@@ -160,30 +167,33 @@ def _sign(alg: str, signing_input: bytes) -> bytes:
     key = _SIGNER[alg]
     if alg == "RS256":
         return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    hash_, size = (hashes.SHA384(), 48) if alg == "ES384" else (hashes.SHA256(), 32)
+    r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hash_)))
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
-def _mint_chunk(args: tuple[str, str, int, int, int]) -> list[str]:
-    alg, prefix, start, count, now = args
+def _mint_chunk(args: tuple[str, str, int, int, int, bool]) -> list[str]:
+    alg, prefix, start, count, now, kid = args
     out = []
     for i in range(start, start + count):
-        si = _signing_input(alg, _claims(prefix, i, now))
+        si = _signing_input(alg, _claims(prefix, i, now), kid)
         out.append(si + "." + b64u(_sign(alg, si.encode())))
     return out
 
 
-def forge(alg: str, prefix: str, start: int, count: int, now: int, modulus: int) -> list[str]:
+def forge(alg: str, prefix: str, start: int, count: int, now: int, modulus: int,
+          kid: bool = True) -> list[str]:
     """Well-formed tokens with the real kid, iss and aud and a signature that is not the key's but
     is in range (RSA: 1 < s < n; ECDSA: 0 < r, s < order), so a verifier has to do the whole
     computation before it can say no. Each token is different."""
     out = []
     for i in range(start, start + count):
-        si = _signing_input(alg, _claims(prefix, i, now))
+        si = _signing_input(alg, _claims(prefix, i, now), kid)
         if alg == "RS256":
             sig = (2 + secrets.randbelow(modulus - 3)).to_bytes(256, "big")
         else:
-            sig = b"".join((1 + secrets.randbelow(modulus - 1)).to_bytes(32, "big") for _ in range(2))
+            size = 48 if alg == "ES384" else 32
+            sig = b"".join((1 + secrets.randbelow(modulus - 1)).to_bytes(size, "big") for _ in range(2))
         out.append(si + "." + b64u(sig))
     return out
 
@@ -195,6 +205,9 @@ class Keys:
     ec_pem: bytes
     rsa_n: int
     ec_order: int
+    ec384_pem: bytes
+    ec384_order: int
+    jwks_nokid: str     # the real RSA key first, then NOKID_RSA_KEYS - 1 decoys
 
 
 def make_keys() -> Keys:
@@ -212,8 +225,19 @@ def make_keys() -> Keys:
     pem = dict(encoding=serialization.Encoding.PEM, format=serialization.PrivateFormat.PKCS8,
                encryption_algorithm=serialization.NoEncryption())
     p256_order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    ec384_key = ec.generate_private_key(ec.SECP384R1())
+    e384 = ec384_key.public_key().public_numbers()
+    jwks["keys"].append({"kty": "EC", "kid": KID["ES384"], "use": "sig", "alg": "ES384", "crv": "P-384",
+                         "x": b64u_uint(e384.x, 48), "y": b64u_uint(e384.y, 48)})
+    p384_order = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16)
+    decoys = [rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_numbers()
+              for _ in range(NOKID_RSA_KEYS - 1)]
+    jwks_nokid = {"keys": [jwks["keys"][0]] + [
+        {"kty": "RSA", "kid": f"bench-rs256-decoy-{i}", "use": "sig", "alg": "RS256",
+         "n": b64u_uint(d.n, 256), "e": b64u_uint(d.e, 3)} for i, d in enumerate(decoys)]}
     return Keys(json.dumps(jwks, separators=(",", ":")), rsa_key.private_bytes(**pem),
-                ec_key.private_bytes(**pem), rn.n, p256_order)
+                ec_key.private_bytes(**pem), rn.n, p256_order, ec384_key.private_bytes(**pem),
+                p384_order, json.dumps(jwks_nokid, separators=(",", ":")))
 
 
 def mint_pools(keys: Keys, workdir: Path) -> dict[str, Path]:
@@ -225,25 +249,28 @@ def mint_pools(keys: Keys, workdir: Path) -> dict[str, Path]:
     chunk = 2000
     for alg in ("RS256", "ES256"):
         a = alg.lower()
-        jobs[f"cold-{a}"] = [(alg, "cold", s, min(chunk, COLD_TOKENS - s), now)
+        jobs[f"cold-{a}"] = [(alg, "cold", s, min(chunk, COLD_TOKENS - s), now, True)
                              for s in range(0, COLD_TOKENS, chunk)]
-        jobs[f"warm-{a}"] = [(alg, "user", 0, USERS, now)]
-        jobs[f"sanity-{a}"] = [(alg, "sanity", 0, 1, now)]
+        jobs[f"warm-{a}"] = [(alg, "user", 0, USERS, now, True)]
+        jobs[f"sanity-{a}"] = [(alg, "sanity", 0, 1, now, True)]
+    jobs["sanity-es384"] = [("ES384", "sanity", 0, 1, now, True)]
+    jobs["sanity-rs256-nokid"] = [("RS256", "sanity", 0, 1, now, False)]
     workers = max(1, min(len(os.sched_getaffinity(0)), 4))
     files: dict[str, Path] = {}
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_signer,
-                             initargs=(keys.rsa_pem, keys.ec_pem)) as pool:
+                             initargs=(keys.rsa_pem, keys.ec_pem, keys.ec384_pem)) as pool:
         futures = {name: [pool.submit(_mint_chunk, j) for j in js] for name, js in jobs.items()}
         for name, futs in futures.items():
             tokens = [t for f in futs for t in f.result()]
             files[name] = workdir / f"tokens-{name}.txt"
             files[name].write_text("\n".join(tokens) + "\n")
-    for alg, modulus in (("RS256", keys.rsa_n), ("ES256", keys.ec_order)):
-        a = alg.lower()
+    for alg, modulus, a, kid in (("RS256", keys.rsa_n, "rs256", True), ("ES256", keys.ec_order, "es256", True),
+                                 ("ES384", keys.ec384_order, "es384", True),
+                                 ("RS256", keys.rsa_n, "rs256-nokid", False)):
         for name, prefix, count in ((f"forged-{a}", "forged", COLD_TOKENS),
                                     (f"sanity-forged-{a}", "sanity-forged", 1)):
             files[name] = workdir / f"tokens-{name}.txt"
-            files[name].write_text("\n".join(forge(alg, prefix, 0, count, now, modulus)) + "\n")
+            files[name].write_text("\n".join(forge(alg, prefix, 0, count, now, modulus, kid)) + "\n")
     return files
 
 
@@ -258,6 +285,8 @@ class Variant:
     expect: int           # status of every measured response
     sanity: tuple[int, int]   # (valid, forged) expected statuses
     compare_native: str   # id of the native variant to compare with, "" for none
+    tokens: str = ""      # suffix of its sanity-<tokens> pools, when not the alg's
+    jwks: str = "jwks"    # the Keys field with its JWKS
 
 
 def all_variants() -> list[Variant]:
@@ -294,6 +323,11 @@ def all_variants() -> list[Variant]:
         out.append(Variant(f"filter-flood-{a}", "filter", alg, f"forged-{a}",
                            "this filter, forged-token flood (known kid, bad signature)", 401,
                            (200, 401), ""))
+    out += [Variant("filter-flood-es384", "filter", "ES384", "forged-es384",
+                    "this filter, forged-token flood, ES384 (known kid, bad signature)", 401, (200, 401), ""),
+            Variant("filter-flood-rs256-nokid", "filter", "RS256", "forged-rs256-nokid",
+                    f"this filter, forged-token flood, RS256 without kid, {NOKID_RSA_KEYS} RSA keys in the JWKS",
+                    401, (200, 401), "", tokens="rs256-nokid", jwks="jwks_nokid")]
     return out
 
 
@@ -342,7 +376,7 @@ def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> l
             "providers": {"bench": provider},
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}, router]
     plugin = {"providers": [{"name": "bench", "issuer": ISSUER, "audiences": [AUDIENCE],
-                             "jwks": {"inline": keys.jwks}}]}
+                             "jwks": {"inline": getattr(keys, v.jwks)}}]}
     struct = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": plugin}
     return [wasm_filter(wasm, struct), router]
 
@@ -581,7 +615,7 @@ def measure(v: Variant, rnd: int, ctx: "Context") -> Measurement:
                 envoy.stop()
                 if attempt == 2 or "address already in use" not in str(e).lower():
                     raise
-        a = v.alg.lower() or "rs256"
+        a = v.tokens or v.alg.lower() or "rs256"
         sanity(v, envoy.port, ctx.first_token(f"sanity-{a}"), ctx.first_token(f"sanity-forged-{a}"))
         before = envoy.snapshot()
         pool = ctx.pools[v.pool]
