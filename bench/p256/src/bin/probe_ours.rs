@@ -1,6 +1,8 @@
-//! Size probe: one ES256 verification with `src/crypto/p256.rs` alone (compiled in directly, so
-//! the rest of the filter is not linked).
+//! Size probe: one ES256 verification with `src/crypto/p256.rs` and the `ecdsa.rs` it builds on
+//! alone (compiled in directly, so the rest of the filter is not linked).
 
+#[path = "../../../../src/crypto/ecdsa.rs"]
+mod ecdsa;
 #[path = "../../../../src/crypto/p256.rs"]
 mod p256_verify;
 
