@@ -13,6 +13,10 @@ use crate::strict_json;
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Providers publish 2–10 keys during rotation; more is abuse or misconfiguration.
 pub const MAX_KEYS: usize = 64;
+/// Keys a token without `kid` is tried against: each try of a forged token is a full signature
+/// verification, so trying every key of its type would multiply the cost of a flood by the size
+/// of the set. Providers that omit `kid` publish one key, or two during a rotation.
+pub const MAX_KIDLESS_CANDIDATES: usize = 2;
 
 #[derive(Debug)]
 pub struct Jwk {
@@ -70,16 +74,19 @@ impl KeySet {
     }
 
     /// Keys that may have signed a token with this `kid` and `alg`: same `kid` when the token has
-    /// one, a key type that fits `alg`, and no JWK `alg` that says otherwise.
+    /// one, a key type that fits `alg`, and no JWK `alg` that says otherwise. A token without
+    /// `kid` gets the first `MAX_KIDLESS_CANDIDATES` of those, in JWKS order.
     pub fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
         alg: Algorithm,
     ) -> impl Iterator<Item = &'a Jwk> + 'a {
+        let limit = if kid.is_some() { MAX_KEYS } else { MAX_KIDLESS_CANDIDATES };
         self.keys
             .iter()
             .filter(move |jwk| kid.is_none() || jwk.kid.as_deref() == kid)
             .filter(move |jwk| jwk.alg.is_none_or(|own| own == alg) && jwk.key.fits(alg))
+            .take(limit)
     }
 
     pub fn has_fingerprint(&self, fingerprint: u64) -> bool {

@@ -382,86 +382,95 @@ def pb_struct(obj: dict) -> bytes:
     return b"".join(field(1, field(1, k.encode()) + field(2, pb_value(v))) for k, v in obj.items())
 
 
-# ---------------------------------------------------------------- p256_signature inputs
+# ---------------------------------------------------------------- p256_signature and p384_signature inputs
 
-# The layout of harness::p256_signature (keep in step with tests/fuzz/harness/p256_signature.rs).
-P256_OPS = ["flip", "xor", "set_r", "set_s", "add_n", "negate", "nudge", "swap", "truncate", "extend", "resign",
-            "nonce", "craft", "key_set", "key_map", "key_flip"]
-# Indices into the harness's VALUES.
-P256_VALUES = ["0", "1", "2", "n-1", "n", "n+1", "p-1", "p", "p+1", "max", "p-n", "gx", "gy", "2^255", "(n-1)/2",
-               "(n+1)/2"]
-P256_RAW, P256_PREHASH = 6, 8
-P256_KEY_G, P256_KEY_MINUS_G, P256_KEY_2G = 3, 4, 5
-P256_MESSAGE = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJmdXp6In0"
-P256_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
-P256_GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
-P256_GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+# The layout of harness::ecdsa_signature (keep in step with tests/fuzz/harness/ecdsa_signature.rs).
+ECDSA_OPS = ["flip", "xor", "set_r", "set_s", "add_n", "negate", "nudge", "swap", "truncate", "extend", "resign",
+             "nonce", "craft", "key_set", "key_map", "key_flip"]
+# Indices into the harness's VALUES (the same names for both curves).
+ECDSA_VALUES = ["0", "1", "2", "n-1", "n", "n+1", "p-1", "p", "p+1", "max", "p-n", "gx", "gy", "2^255", "(n-1)/2",
+                "(n+1)/2"]
+ECDSA_RAW, ECDSA_PREHASH = 6, 8
+ECDSA_KEY_G, ECDSA_KEY_MINUS_G, ECDSA_KEY_2G = 3, 4, 5
+ECDSA_MESSAGE = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJmdXp6In0"
+# (size in bytes, n, p, Gx, Gy, hash) per target.
+ECDSA_CURVES = {
+    "p256_signature": (32, P256_ORDER,
+                       0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF,
+                       0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+                       0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5, hashlib.sha256),
+    "p384_signature": (48, P384_ORDER, 2**384 - 2**128 - 2**96 + 2**32 - 1,
+                       0xAA87CA22BE8B05378EB1C71EF320AD746E1D3B628BA79B9859F741E082542A385502F25DBF55296C3A545E3872760AB7,
+                       0x3617DE4A96262C6F5D9E98BF9292DC29F8F41DBD289A147CE9DA3113B5F0B8C00A60B1CE1D7E819D7A431D7C90EA0E5F,
+                       hashlib.sha384),
+}
 
 
-def p256_op(name, a=0, b=0):
-    return bytes([P256_OPS.index(name), a, b])
+def ecdsa_op(name, a=0, b=0):
+    return bytes([ECDSA_OPS.index(name), a, b])
 
 
-def p256_value(name):
-    return P256_VALUES.index(name)
+def ecdsa_value(name):
+    return ECDSA_VALUES.index(name)
 
 
-def p256_msg(key, *ops, message=P256_MESSAGE):
+def ecdsa_msg(key, *ops, message=ECDSA_MESSAGE):
     return bytes([key, len(message)]) + message + b"".join(ops)
 
 
-def p256_digest(key, digest, *ops):
-    return bytes([key | P256_PREHASH]) + digest + b"".join(ops)
+def ecdsa_digest(key, digest, *ops):
+    return bytes([key | ECDSA_PREHASH]) + digest + b"".join(ops)
 
 
-def p256_seeds():
-    v = p256_value
-    digest = hashlib.sha256(P256_MESSAGE).digest()
-    seeds = {f"valid_key{k}": p256_msg(k) for k in range(6)}
-    seeds.update({f"valid_key{k}_prehash": p256_digest(k, digest) for k in range(6)})
+def ecdsa_seeds(target):
+    size, order, p, gx, gy, hash_ = ECDSA_CURVES[target]
+    v, op, msg, dig = ecdsa_value, ecdsa_op, ecdsa_msg, ecdsa_digest
+    digest = hash_(ECDSA_MESSAGE).digest()
+    seeds = {f"valid_key{k}": msg(k) for k in range(6)}
+    seeds.update({f"valid_key{k}_prehash": dig(k, digest) for k in range(6)})
     seeds.update({
         "valid_empty_message": bytes([0, 0]),
-        "digest_max": p256_digest(0, b"\xff" * 32),
-        "digest_n": p256_digest(1, P256_ORDER.to_bytes(32, "big")),
-        "digest_zero": p256_digest(2, bytes(32)),
-        "bit_flip": p256_msg(0, p256_op("flip", 0, 200)),
-        "xor_last": p256_msg(1, p256_op("xor", 63, 0x80)),
-        "high_s": p256_msg(0, p256_op("negate", 0)),
-        "negate_r": p256_msg(2, p256_op("negate", 1)),
-        "r_plus_n": p256_msg(0, p256_op("add_n", 0)),
-        "s_plus_n": p256_msg(1, p256_op("add_n", 1)),
-        "r_one_plus_n": p256_msg(0, p256_op("set_r", v("1")), p256_op("add_n", 0)),
-        "nudge_s": p256_msg(0, p256_op("nudge", 1, 0xff)),
-        "swap": p256_msg(2, p256_op("swap")),
-        "truncate": p256_msg(0, p256_op("truncate", 63)),
-        "truncate_empty": p256_msg(0, p256_op("truncate", 0)),
-        "extend": p256_msg(1, p256_op("extend", 0, 0)),
-        "resign_other_key": p256_msg(0, p256_op("resign", 1)),
-        "nonce_one": p256_msg(0, p256_op("nonce", v("1"))),
-        "nonce_minus_one": p256_digest(1, digest, p256_op("nonce", v("n-1"))),
-        "nonce_zero": p256_msg(2, p256_op("nonce", v("0"))),
-        "craft_g_plus_g": p256_digest(P256_KEY_G, digest, p256_op("craft", v("1"), v("1"))),
-        "craft_g_minus_g": p256_digest(P256_KEY_MINUS_G, digest, p256_op("craft", v("1"), v("1"))),
-        "craft_2g_infinity": p256_digest(P256_KEY_2G, digest, p256_op("craft", 137, v("1"))),  # (n-2)G + 2G
-        "craft_u1_zero": p256_digest(0, digest, p256_op("craft", v("0"), v("2"))),
-        "craft_u2_zero": p256_digest(0, digest, p256_op("craft", v("1"), v("0"))),
-        "craft_halves": p256_digest(P256_KEY_G, digest, p256_op("craft", v("(n-1)/2"), v("(n+1)/2"))),
-        "key_negate_y": p256_msg(0, p256_op("key_map", 0)),
-        "key_x_plus_p": p256_msg(1, p256_op("key_map", 1)),
-        "key_y_plus_p": p256_msg(2, p256_op("key_map", 2)),
-        "key_swap": p256_msg(0, p256_op("key_map", 3)),
-        "key_x_p": p256_msg(0, p256_op("key_set", v("p"), 0)),
-        "key_generator": p256_msg(0, p256_op("key_set", v("gx"), 0), p256_op("key_set", v("gy"), 1)),
-        "key_flip": p256_msg(0, p256_op("key_flip", 1, 255)),
+        "digest_max": dig(0, b"\xff" * size),
+        "digest_n": dig(1, order.to_bytes(size, "big")),
+        "digest_zero": dig(2, bytes(size)),
+        "bit_flip": msg(0, op("flip", 0, 200)),
+        "xor_last": msg(1, op("xor", 2 * size - 1, 0x80)),
+        "high_s": msg(0, op("negate", 0)),
+        "negate_r": msg(2, op("negate", 1)),
+        "r_plus_n": msg(0, op("add_n", 0)),
+        "s_plus_n": msg(1, op("add_n", 1)),
+        "r_one_plus_n": msg(0, op("set_r", v("1")), op("add_n", 0)),
+        "nudge_s": msg(0, op("nudge", 1, 0xff)),
+        "swap": msg(2, op("swap")),
+        "truncate": msg(0, op("truncate", 2 * size - 1)),
+        "truncate_empty": msg(0, op("truncate", 0)),
+        "extend": msg(1, op("extend", 0, 0)),
+        "resign_other_key": msg(0, op("resign", 1)),
+        "nonce_one": msg(0, op("nonce", v("1"))),
+        "nonce_minus_one": dig(1, digest, op("nonce", v("n-1"))),
+        "nonce_zero": msg(2, op("nonce", v("0"))),
+        "craft_g_plus_g": dig(ECDSA_KEY_G, digest, op("craft", v("1"), v("1"))),
+        "craft_g_minus_g": dig(ECDSA_KEY_MINUS_G, digest, op("craft", v("1"), v("1"))),
+        "craft_2g_infinity": dig(ECDSA_KEY_2G, digest, op("craft", 137, v("1"))),  # (n-2)G + 2G
+        "craft_u1_zero": dig(0, digest, op("craft", v("0"), v("2"))),
+        "craft_u2_zero": dig(0, digest, op("craft", v("1"), v("0"))),
+        "craft_halves": dig(ECDSA_KEY_G, digest, op("craft", v("(n-1)/2"), v("(n+1)/2"))),
+        "key_negate_y": msg(0, op("key_map", 0)),
+        "key_x_plus_p": msg(1, op("key_map", 1)),
+        "key_y_plus_p": msg(2, op("key_map", 2)),
+        "key_swap": msg(0, op("key_map", 3)),
+        "key_x_p": msg(0, op("key_set", v("p"), 0)),
+        "key_generator": msg(0, op("key_set", v("gx"), 0), op("key_set", v("gy"), 1)),
+        "key_flip": msg(0, op("key_flip", 1, 255)),
     })
     for name, index in {"zero": "0", "one": "1", "n_minus_1": "n-1", "n": "n", "n_plus_1": "n+1",
                         "p_minus_1": "p-1", "max": "max"}.items():
-        seeds[f"r_{name}"] = p256_msg(0, p256_op("set_r", v(index)))
-        seeds[f"s_{name}"] = p256_msg(1, p256_op("set_s", v(index)))
-    gx, gy = P256_GX.to_bytes(32, "big"), P256_GY.to_bytes(32, "big")
-    seeds["raw_key_generator"] = bytes([P256_RAW]) + gx + gy + bytes([len(P256_MESSAGE)]) + P256_MESSAGE
-    seeds["raw_key_p"] = bytes([P256_RAW + 1]) + P256_P.to_bytes(32, "big") + gy + bytes([0])
-    seeds["raw_key_zero"] = bytes([P256_RAW | P256_PREHASH]) + bytes(64) + digest
+        seeds[f"r_{name}"] = msg(0, op("set_r", v(index)))
+        seeds[f"s_{name}"] = msg(1, op("set_s", v(index)))
+    gxb, gyb = gx.to_bytes(size, "big"), gy.to_bytes(size, "big")
+    seeds["raw_key_generator"] = bytes([ECDSA_RAW]) + gxb + gyb + bytes([len(ECDSA_MESSAGE)]) + ECDSA_MESSAGE
+    seeds["raw_key_p"] = bytes([ECDSA_RAW + 1]) + p.to_bytes(size, "big") + gyb + bytes([0])
+    seeds["raw_key_zero"] = bytes([ECDSA_RAW | ECDSA_PREHASH]) + bytes(2 * size) + digest
     return seeds
 
 
@@ -643,11 +652,12 @@ def main():
     for name, data in diff_seeds().items():
         write(d, name, data)
 
-    # p256_signature: byte 0 = key (bits 0-2; 6-7 raw x || y follows) | prehash (bit 3), then a 32-byte
-    # digest or a length byte and the message, then operations of 3 bytes (see harness/p256_signature.rs)
-    d = seeds / "p256_signature"
-    for name, data in p256_seeds().items():
-        write(d, name, data)
+    # p256_signature, p384_signature: byte 0 = key (bits 0-2; 6-7 raw x || y follows) | prehash (bit 3),
+    # then a digest of the curve's size or a length byte and the message, then operations of 3 bytes
+    # (see harness/ecdsa_signature.rs)
+    for target in ECDSA_CURVES:
+        for name, data in ecdsa_seeds(target).items():
+            write(seeds / target, name, data)
 
     # json_scan: the input is the JSON document itself (see harness/json_scan.rs for the watched paths)
     d = seeds / "json_scan"

@@ -15,7 +15,7 @@ set -euo pipefail
 FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$FUZZ_DIR/../.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-ALL_TARGETS=(token jwks discovery config decision opaque_answer rsa_signature jwt_simple_diff p256_signature json_scan sse)
+ALL_TARGETS=(token jwks discovery config decision opaque_answer rsa_signature jwt_simple_diff p256_signature p384_signature json_scan sse)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${ALL_TARGETS[@]}"); fi
 
 cargo +nightly fuzz build --fuzz-dir "$FUZZ_DIR"
@@ -28,12 +28,12 @@ for target in "${targets[@]}"; do
   dict=$FUZZ_DIR/corpus/$target.dict
   cat "$FUZZ_DIR/dict/json.dict" "$FUZZ_DIR/dict/$target.dict" >"$dict"
   echo "=== fuzz $target for ${FUZZ_SECONDS}s ($(find "$corpus" -type f | wc -l) inputs in $corpus)"
-  # rsa_signature, jwt_simple_diff and p256_signature are arithmetic-bound (their harnesses sign):
+  # rsa_signature, jwt_simple_diff, p256_signature and p384_signature are arithmetic-bound (their harnesses sign):
   # without ASan, which safe Rust gains little from, they run 2-10x faster. Their own target dir
   # keeps the builds apart.
   flags=()
   case $target in
-    rsa_signature | jwt_simple_diff | p256_signature) flags=(--sanitizer none --target-dir "$FUZZ_DIR/target/nosan") ;;
+    rsa_signature | jwt_simple_diff | p256_signature | p384_signature) flags=(--sanitizer none --target-dir "$FUZZ_DIR/target/nosan") ;;
   esac
   if ! cargo +nightly fuzz run --fuzz-dir "$FUZZ_DIR" "${flags[@]}" "$target" "$corpus" -- \
     -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -dict="$dict" -print_final_stats=1; then

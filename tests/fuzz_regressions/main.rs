@@ -2,6 +2,8 @@
 //! failed on, replayed through the very harness the fuzzer ran (`tests/fuzz/harness`, included
 //! below), and corner inputs the fuzzer reached, with their exact outcomes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+// The ECDSA harness and tests are included once per curve, on purpose.
+#![allow(clippy::duplicate_mod)]
 
 #[path = "../fuzz/harness/mod.rs"]
 mod harness;
@@ -14,5 +16,6 @@ mod jwks;
 mod jwt_simple_diff;
 mod opaque_answer;
 mod p256_signature;
+mod p384_signature;
 mod rsa_signature;
 mod token;

@@ -1,4 +1,4 @@
-//! `rsa_verify` on encodings the rsa_signature target shapes, with the exact verdict. The harness
+//! `crypto::rsa` on encodings the rsa_signature target shapes, with the exact verdict. The harness
 //! signs with fixed test keys (2048 and 1024 bits with e = 65537, 2049 and 1025 bits with e = 3), so
 //! each input names an encoding, not a signature: see `harness::rsa_signature` for the layout.
 

@@ -4,7 +4,7 @@ use gateway_filter::config::{parse_config, Config, Provider};
 use gateway_filter::jwks::{parse_jwks, KeySet};
 use gateway_filter::reason::AuthError;
 use gateway_filter::token::{self, VerifiedClaims};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::fixtures::*;
 
@@ -105,7 +105,7 @@ fn issuer_is_read_for_provider_selection() {
 fn key_selection() {
     let unknown_kid = mint_with(&json!({"alg": "RS256", "kid": "rotated-away"}), &claims(), "RS256");
     assert_eq!(reason(&unknown_kid), AuthError::KeyNotFound);
-    // No kid: every key that fits the algorithm is tried.
+    // No kid: the keys that fit the algorithm are tried (the first two: see below).
     for alg in ["RS256", "PS384", "ES256", "ES384", "EdDSA"] {
         let no_kid = mint_with(&json!({"alg": alg}), &claims(), alg);
         assert!(verify(&no_kid).is_ok(), "{alg}");
@@ -130,6 +130,42 @@ fn key_selection() {
     assert_eq!(skipped[0].kid.as_deref(), Some("p256"));
     let outcome = token::parse(&mint("ES256", &claims())).unwrap().verify(provider(&config), &keys, NOW);
     assert_eq!(outcome.unwrap_err(), AuthError::KeyNotFound);
+}
+
+/// A token without `kid` is tried against the first two keys of its algorithm in JWKS order, no
+/// more: signed by the third, it is refused as a bad signature; keys of other types and keys
+/// whose JWK `alg` is another do not count.
+#[test]
+fn kidless_token_tries_at_most_two_keys() {
+    let (config, _) = setup();
+    let k = keys();
+    let p256 = jwks()["keys"][1].clone();
+    let verify_with = |set: Value, token: &str| {
+        let (keys, skipped) = parse_jwks(set.to_string().as_bytes()).unwrap();
+        assert!(skipped.is_empty());
+        token::parse(token).unwrap().verify(provider(&config), &keys, NOW)
+    };
+    let no_kid = mint_with(&json!({"alg": "RS256"}), &claims(), "RS256");
+    // The signer (`k.rsa`) third among the RSA keys, behind two others.
+    let third = json!({"keys": [
+        rsa_jwk(&k.rsa_other, "a"), p256, rsa_jwk(&k.rsa_other, "b"), rsa_jwk(&k.rsa, "c"),
+    ]});
+    assert_eq!(verify_with(third.clone(), &no_kid).unwrap_err(), AuthError::BadSignature);
+    // With its kid the same token finds the key.
+    let with_kid = mint_with(&json!({"alg": "RS256", "kid": "c"}), &claims(), "RS256");
+    assert!(verify_with(third, &with_kid).is_ok());
+    // Second among the RSA keys (third in the set): tried, verified.
+    let second = json!({"keys": [
+        rsa_jwk(&k.rsa_other, "a"), p256, rsa_jwk(&k.rsa, "b"), rsa_jwk(&k.rsa_other, "c"),
+    ]});
+    assert!(verify_with(second, &no_kid).is_ok());
+    // A key bound to RS384 by its JWK `alg` is not a candidate, so the signer is second again.
+    let mut bound = rsa_jwk(&k.rsa_other, "a");
+    bound["alg"] = json!("RS384");
+    let skipping = json!({"keys": [
+        bound, rsa_jwk(&k.rsa_other, "b"), rsa_jwk(&k.rsa, "c"),
+    ]});
+    assert!(verify_with(skipping, &no_kid).is_ok());
 }
 
 #[test]

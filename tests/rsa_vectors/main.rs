@@ -1,4 +1,4 @@
-//! Tests of `gateway_filter::rsa_verify` against the `rsa` crate (differential), the Wycheproof
+//! Tests of `gateway_filter::crypto::rsa` against the `rsa` crate (differential), the Wycheproof
 //! vectors and the RFC 7515 / RFC 7520 JWS examples.
 //!
 //! The keys under `keys/` are test-only keys made for these tests (OpenSSL, and the `rsa` crate for
@@ -11,7 +11,7 @@ mod differential;
 mod known_answer;
 mod wycheproof_vectors;
 
-use gateway_filter::rsa_verify::{Hash, RsaPublicKey};
+use gateway_filter::crypto::rsa::{Hash, RsaPublicKey};
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPrivateKey};

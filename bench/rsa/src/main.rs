@@ -1,5 +1,5 @@
 //! Verifies the RFC 7515 Appendix A.2 RS256 token (2048-bit key) many times with
-//! `gateway_filter::rsa_verify` and with the `rsa` 0.9 crate, and prints µs per verification.
+//! `gateway_filter::crypto::rsa` and with the `rsa` 0.9 crate, and prints µs per verification.
 //!
 //! Usage: rsa-bench [iterations-ours] [iterations-rsa] (defaults 2000 and 300); five batches of
 //! each, the best and the median batch are printed.
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use gateway_filter::rsa_verify::{Hash, RsaPublicKey};
+use gateway_filter::crypto::rsa::{Hash, RsaPublicKey};
 
 include!("token.rs");
 

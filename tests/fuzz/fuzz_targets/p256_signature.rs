@@ -1,4 +1,4 @@
-//! Fuzz target `p256_signature`: see `harness/p256_signature.rs` for what it feeds and the invariants it checks.
+//! Fuzz target `p256_signature`: see `harness/ecdsa_signature.rs` for what it feeds and the invariants it checks.
 #![no_main]
 
 #[path = "../harness/mod.rs"]
@@ -6,6 +6,6 @@ mod harness;
 
 libfuzzer_sys::fuzz_target!(
     // Builds the keys (and our verifier's tables for them) and checks a valid signature before the first input's timeout runs.
-    init: harness::p256_signature::p256_signature(&[0, 0]),
-    |data: &[u8]| harness::p256_signature::p256_signature(data)
+    init: harness::p256_signature::run(&[0, 0]),
+    |data: &[u8]| harness::p256_signature::run(data)
 );

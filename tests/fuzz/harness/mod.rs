@@ -647,13 +647,13 @@ pub fn opaque_answer(data: &[u8]) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// rsa_signature: `rsa_verify` (our Montgomery RSA) against the `rsa` crate and an exact oracle, on
+// rsa_signature: `crypto::rsa` (our Montgomery RSA) against the `rsa` crate and an exact oracle, on
 // encodings the fuzzer shapes. The fuzzer cannot sign, so the harness does, with fixed test keys:
 // it builds the valid encoding of a fixed message, applies the input's patch, and raises the result
 // to the private exponent, so the verifiers see exactly the patched encoding.
 
-use gateway_filter::rsa_verify;
-pub use gateway_filter::rsa_verify::Hash;
+use gateway_filter::crypto::rsa as rsa_verify;
+pub use gateway_filter::crypto::rsa::Hash;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{BigUint, Pkcs1v15Sign, Pss};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
@@ -870,9 +870,11 @@ pub fn rsa_verdict(data: &[u8]) -> Option<bool> {
 pub mod jwt_simple_diff;
 
 // ------------------------------------------------------------------------------------------------
-// p256_signature: `p256_verify` against the `p256` crate on mutated, validly signed ES256 signatures
+// p256_signature, p384_signature: `crypto::p256` and `crypto::p384` against the `p256` and `p384`
+// crates on mutated, validly signed ES256 and ES384 signatures (one harness, ecdsa_signature.rs)
 
 pub mod p256_signature;
+pub mod p384_signature;
 
 // ------------------------------------------------------------------------------------------------
 // json_scan: the incremental JSON scanner against serde_json on the whole document

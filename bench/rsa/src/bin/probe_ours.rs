@@ -1,8 +1,8 @@
-//! Size probe: one RS256 verification with `src/rsa_verify.rs` alone (compiled in directly, so
+//! Size probe: one RS256 verification with `src/crypto/rsa.rs` alone (compiled in directly, so
 //! the rest of the filter is not linked).
 
 #[allow(dead_code)]
-#[path = "../../../../src/rsa_verify.rs"]
+#[path = "../../../../src/crypto/rsa.rs"]
 mod rsa_verify;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

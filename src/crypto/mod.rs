@@ -1,9 +1,17 @@
 //! Signature algorithms and public keys: the only module that touches cryptographic crates and
-//! verifiers, so a backend can be swapped for a faster one without changing callers (RSA and
-//! P-256 have been: `rsa_verify`, `p256_verify`).
+//! verifiers, so a backend can be swapped for a faster one without changing callers (RSA, P-256
+//! and P-384 have been: the submodules `rsa`, `p256`, `p384`).
 
-use crate::p256_verify::P256PublicKey;
-use crate::rsa_verify::{self, Hash};
+#![forbid(unsafe_code)]
+
+mod ecdsa;
+pub mod p256;
+pub mod p384;
+pub mod rsa;
+
+use self::p256::P256PublicKey;
+use self::p384::P384PublicKey;
+use self::rsa::Hash;
 
 /// JWS algorithms this filter can verify (RFC 7518 §3, RFC 8037). `none` and HMAC have no variant:
 /// a value of this type can never be one of them.
@@ -98,9 +106,9 @@ pub const RSA_MAX_BITS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub enum PublicKey {
-    Rsa(rsa_verify::RsaPublicKey),
+    Rsa(rsa::RsaPublicKey),
     P256(P256PublicKey),
-    P384(p384::ecdsa::VerifyingKey),
+    P384(P384PublicKey),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -143,7 +151,7 @@ impl PublicKey {
         if n.last().is_some_and(|low| low & 1 == 0) {
             return Err(KeyError::RsaEvenModulus);
         }
-        rsa_verify::RsaPublicKey::new(n, e).map(PublicKey::Rsa).ok_or(KeyError::RsaExponent)
+        rsa::RsaPublicKey::new(n, e).map(PublicKey::Rsa).ok_or(KeyError::RsaExponent)
     }
 
     /// EC key from the JWK's `x` and `y` coordinates on P-256 or P-384 (`crv`): each exactly the
@@ -151,7 +159,7 @@ impl PublicKey {
     pub fn ec(curve: Curve, x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
         match curve {
             Curve::P256 => P256PublicKey::new(x, y).map(PublicKey::P256),
-            Curve::P384 => p384_key(x, y).map(PublicKey::P384),
+            Curve::P384 => P384PublicKey::new(x, y).map(PublicKey::P384),
         }
         .ok_or(KeyError::InvalidPoint)
     }
@@ -181,11 +189,7 @@ impl PublicKey {
         match self {
             PublicKey::Rsa(key) => verify_rsa(key, alg, message, signature),
             PublicKey::P256(key) => key.verify(message, signature),
-            PublicKey::P384(key) => {
-                use p384::ecdsa::signature::Verifier;
-                p384::ecdsa::Signature::from_slice(signature)
-                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
-            }
+            PublicKey::P384(key) => key.verify(message, signature),
             PublicKey::Ed25519(key) => ed25519_compact::Signature::from_slice(signature)
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
         }
@@ -198,16 +202,7 @@ pub enum Curve {
     P384,
 }
 
-/// P-384 key from the uncompressed SEC 1 encoding `04 || x || y` of 48-byte coordinates.
-fn p384_key(x: &[u8], y: &[u8]) -> Option<p384::ecdsa::VerifyingKey> {
-    if x.len() != 48 || y.len() != 48 {
-        return None;
-    }
-    let sec1 = [&[0x04], x, y].concat();
-    p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).ok()
-}
-
-fn verify_rsa(key: &rsa_verify::RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+fn verify_rsa(key: &rsa::RsaPublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
     use Algorithm::*;
     match alg {
         RS256 => key.verify_pkcs1v15(Hash::Sha256, message, signature),

@@ -1,26 +1,22 @@
-//! `gateway_filter::p256_verify` against the `p256` crate (the ES256 backend it replaces): on the
-//! same keys, messages and signatures, valid and broken, both must give the same verdict.
+//! The differential tests proper, for the curve the including module names: `curve` (the
+//! RustCrypto crate), `Ours` (our key type), `SIZE` (bytes of a scalar or coordinate), `N` and `P`
+//! (big-endian), `ROUNDS` (keys per test, fewer where verification is slower).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-
-use gateway_filter::p256_verify::P256PublicKey;
-use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use super::{curve, Ours, N, P, ROUNDS, SIZE};
+use curve::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use curve::ecdsa::signature::{Signer, Verifier};
+use curve::ecdsa::{Signature, SigningKey, VerifyingKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// n, big-endian.
-const N: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc,
-    0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
+/// A big-endian integer of SIZE bytes.
+type Int = [u8; SIZE];
 
-/// Big-endian a + n, if below 2^256.
-fn add_n(a: &[u8; 32]) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
+/// Big-endian a + n, if below 2^(8·SIZE).
+fn add_n(a: &Int) -> Option<Int> {
+    let mut out = [0u8; SIZE];
     let mut carry = 0u16;
-    for i in (0..32).rev() {
+    for i in (0..SIZE).rev() {
         let s = u16::from(a[i]) + u16::from(N[i]) + carry;
         out[i] = s as u8;
         carry = s >> 8;
@@ -29,10 +25,10 @@ fn add_n(a: &[u8; 32]) -> Option<[u8; 32]> {
 }
 
 /// Big-endian n - a, for a < n.
-fn n_minus(a: &[u8; 32]) -> [u8; 32] {
-    let mut out = [0u8; 32];
+fn n_minus(a: &Int) -> Int {
+    let mut out = [0u8; SIZE];
     let mut borrow = 0i16;
-    for i in (0..32).rev() {
+    for i in (0..SIZE).rev() {
         let d = i16::from(N[i]) - i16::from(a[i]) - borrow;
         out[i] = d.rem_euclid(256) as u8;
         borrow = i16::from(d < 0);
@@ -40,8 +36,8 @@ fn n_minus(a: &[u8; 32]) -> [u8; 32] {
     out
 }
 
-/// Big-endian 256-bit a + b (mod 2^256), for values next to n.
-fn add(a: &[u8; 32], b: i64) -> [u8; 32] {
+/// Big-endian a + b (mod 2^(8·SIZE)), for values next to n.
+fn add(a: &Int, b: i64) -> Int {
     let mut out = *a;
     let mut carry = b;
     for byte in out.iter_mut().rev() {
@@ -57,26 +53,26 @@ fn coordinates(key: &VerifyingKey) -> (Vec<u8>, Vec<u8>) {
     (point.x().unwrap().to_vec(), point.y().unwrap().to_vec())
 }
 
-fn ours(x: &[u8], y: &[u8]) -> Option<P256PublicKey> {
-    P256PublicKey::new(x, y)
+fn ours(x: &[u8], y: &[u8]) -> Option<Ours> {
+    Ours::new(x, y)
 }
 
 fn theirs(x: &[u8], y: &[u8]) -> Option<VerifyingKey> {
     VerifyingKey::from_sec1_bytes(&[&[4u8][..], x, y].concat()).ok()
 }
 
-/// The `p256` verdict the way `src/crypto.rs` called it: `r || s` of exactly 64 bytes, r and s
-/// in [1, n - 1], SHA-256 of the message.
+/// The crate's verdict the way `src/crypto.rs` called it when it was the backend: `r || s` of
+/// exactly 2·SIZE bytes, r and s in [1, n - 1], the curve's hash of the message.
 fn their_verdict(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
     Signature::from_slice(signature).is_ok_and(|sig| key.verify(message, &sig).is_ok())
 }
 
-fn their_prehash_verdict(key: &VerifyingKey, digest: &[u8; 32], signature: &[u8]) -> bool {
+fn their_prehash_verdict(key: &VerifyingKey, digest: &Int, signature: &[u8]) -> bool {
     Signature::from_slice(signature).is_ok_and(|sig| key.verify_prehash(digest, &sig).is_ok())
 }
 
 struct Pair {
-    ours: P256PublicKey,
+    ours: Ours,
     theirs: VerifyingKey,
 }
 
@@ -95,7 +91,7 @@ impl Pair {
         theirs
     }
 
-    fn check_prehash(&self, digest: &[u8; 32], signature: &[u8], what: &str) -> bool {
+    fn check_prehash(&self, digest: &Int, signature: &[u8], what: &str) -> bool {
         let theirs = their_prehash_verdict(&self.theirs, digest, signature);
         assert_eq!(self.ours.verify_prehash(digest, signature), theirs, "{what}");
         theirs
@@ -109,21 +105,21 @@ fn random_message(rng: &mut StdRng) -> Vec<u8> {
 
 /// The ways of breaking a valid signature: bit flips, r and s at and around 0 and n, swapped,
 /// random, resized.
-fn mutations(sig: &[u8; 64], rng: &mut StdRng) -> Vec<(String, Vec<u8>)> {
+fn mutations(sig: &[u8; 2 * SIZE], rng: &mut StdRng) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for _ in 0..4 {
-        let bit = rng.gen_range(0..512);
+        let bit = rng.gen_range(0..16 * SIZE);
         let mut s = sig.to_vec();
         s[bit / 8] ^= 1 << (bit % 8);
         out.push((format!("signature bit {bit}"), s));
     }
-    let (r, s) = (&sig[..32], &sig[32..]);
-    for value in [[0u8; 32], add(&[0; 32], 1), add(&N, -1), N, add(&N, 1), [0xff; 32]] {
+    let (r, s) = (&sig[..SIZE], &sig[SIZE..]);
+    for value in [[0u8; SIZE], add(&[0; SIZE], 1), add(&N, -1), N, add(&N, 1), [0xff; SIZE]] {
         out.push((format!("r = {value:02x?}"), [&value[..], s].concat()));
         out.push((format!("s = {value:02x?}"), [r, &value[..]].concat()));
     }
-    let s_val: [u8; 32] = s.try_into().unwrap();
-    let r_val: [u8; 32] = r.try_into().unwrap();
+    let s_val: Int = s.try_into().unwrap();
+    let r_val: Int = r.try_into().unwrap();
     // n - s: the other valid s (high s is not refused).
     let neg_s = n_minus(&s_val);
     out.push(("n - s".into(), [r, &neg_s[..]].concat()));
@@ -134,10 +130,10 @@ fn mutations(sig: &[u8; 64], rng: &mut StdRng) -> Vec<(String, Vec<u8>)> {
     out.push(("r = s".into(), [s, s].concat()));
     out.push(("s + 1".into(), [r, &add(&s_val, 1)[..]].concat()));
     out.push(("r - 1".into(), [&add(&r_val, -1)[..], s].concat()));
-    let mut random = [0u8; 64];
+    let mut random = [0u8; 2 * SIZE];
     rng.fill(&mut random[..]);
     out.push(("random".into(), random.to_vec()));
-    out.push(("truncated".into(), sig[..63].to_vec()));
+    out.push(("truncated".into(), sig[..2 * SIZE - 1].to_vec()));
     out.push(("extended".into(), [&sig[..], &[0]].concat()));
     out.push(("leading zero".into(), [&[0], &sig[..]].concat()));
     out.push(("empty".into(), Vec::new()));
@@ -150,12 +146,12 @@ fn mutations(sig: &[u8; 64], rng: &mut StdRng) -> Vec<(String, Vec<u8>)> {
 fn signatures_and_mutations() {
     let mut rng = StdRng::seed_from_u64(1);
     let (mut cases, mut accepted) = (0, 0);
-    for _ in 0..80 {
+    for _ in 0..ROUNDS {
         let (secret, pair) = Pair::random(&mut rng);
         for _ in 0..3 {
             let message = random_message(&mut rng);
             let sig: Signature = secret.sign(&message);
-            let sig: [u8; 64] = sig.to_bytes().into();
+            let sig: [u8; 2 * SIZE] = sig.to_bytes()[..].try_into().unwrap();
             assert!(pair.check(&message, &sig, "valid signature"), "valid signature refused");
             for (what, broken) in mutations(&sig, &mut rng) {
                 accepted += usize::from(pair.check(&message, &broken, &what));
@@ -174,23 +170,23 @@ fn signatures_and_mutations() {
         }
     }
     // Only "n - s" of the mutations is valid, once per signature.
-    assert_eq!(accepted, 240);
+    assert_eq!(accepted, 3 * ROUNDS);
     eprintln!("{cases} signature and message cases, {accepted} mutations accepted by both");
 }
 
 /// Digests chosen rather than hashed: at and around 0 and n, all ones (e ≥ n is reduced mod n),
-/// and random; signed by `p256` and verified by both.
+/// and random; signed by the crate and verified by both.
 #[test]
 fn chosen_digests() {
     let mut rng = StdRng::seed_from_u64(2);
     let mut cases = 0;
-    for _ in 0..40 {
+    for _ in 0..ROUNDS / 2 {
         let (secret, pair) = Pair::random(&mut rng);
-        let mut random = [0u8; 32];
-        rng.fill(&mut random);
-        for digest in [[0u8; 32], add(&[0; 32], 1), add(&N, -1), N, add(&N, 1), [0xff; 32], random] {
+        let mut random = [0u8; SIZE];
+        rng.fill(&mut random[..]);
+        for digest in [[0u8; SIZE], add(&[0; SIZE], 1), add(&N, -1), N, add(&N, 1), [0xff; SIZE], random] {
             let sig: Signature = secret.sign_prehash(&digest).unwrap();
-            let sig: [u8; 64] = sig.to_bytes().into();
+            let sig: [u8; 2 * SIZE] = sig.to_bytes()[..].try_into().unwrap();
             assert!(pair.check_prehash(&digest, &sig, "valid"), "valid signature of {digest:02x?} refused");
             // e and e + n are the same residue when both fit: both valid.
             if let Some(plus_n) = add_n(&digest) {
@@ -201,7 +197,7 @@ fn chosen_digests() {
                 cases += 1;
             }
             let mut other = digest;
-            other[rng.gen_range(0..32)] ^= 1 << rng.gen_range(0..8);
+            other[rng.gen_range(0..SIZE)] ^= 1 << rng.gen_range(0..8);
             assert!(!pair.check_prehash(&other, &sig, "digest bit"));
             cases += 3;
         }
@@ -214,17 +210,13 @@ fn chosen_digests() {
 #[test]
 fn key_validation() {
     let mut rng = StdRng::seed_from_u64(3);
-    let p: [u8; 32] = [
-        0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    ];
     let (mut cases, mut valid) = (0, 0);
-    for _ in 0..100 {
+    for _ in 0..ROUNDS {
         let (_, pair) = Pair::random(&mut rng);
         let (x, y) = coordinates(&pair.theirs);
         let mut candidates = vec![(x.clone(), y.clone()), (y.clone(), x.clone())];
         for _ in 0..4 {
-            let bit = rng.gen_range(0..256);
+            let bit = rng.gen_range(0..8 * SIZE);
             let mut bx = x.clone();
             bx[bit / 8] ^= 1 << (bit % 8);
             let mut by = y.clone();
@@ -232,7 +224,7 @@ fn key_validation() {
             candidates.push((bx, y.clone()));
             candidates.push((x.clone(), by));
         }
-        for bad in [p, add(&p, 1), add(&p, -1), [0xff; 32], [0; 32]] {
+        for bad in [P, add(&P, 1), add(&P, -1), [0xff; SIZE], [0; SIZE]] {
             candidates.push((bad.to_vec(), y.clone()));
             candidates.push((x.clone(), bad.to_vec()));
         }
@@ -244,7 +236,7 @@ fn key_validation() {
         }
     }
     // Each round: the key itself, and (p - 1, y) or (x, p - 1) essentially never.
-    assert!(valid >= 100, "{valid}");
+    assert!(valid >= ROUNDS, "{valid}");
     eprintln!("{cases} keys, {valid} valid for both");
 }
 
@@ -253,14 +245,14 @@ fn key_validation() {
 fn random_signatures() {
     let mut rng = StdRng::seed_from_u64(4);
     let (_, pair) = Pair::random(&mut rng);
-    for i in 0..1000 {
+    for i in 0..12 * ROUNDS {
         let message = random_message(&mut rng);
-        let mut sig = [0u8; 64];
+        let mut sig = [0u8; 2 * SIZE];
         rng.fill(&mut sig[..]);
         // Half of them with a top byte that keeps r and s below n.
         if i % 2 == 0 {
             sig[0] &= 0x7f;
-            sig[32] &= 0x7f;
+            sig[SIZE] &= 0x7f;
         }
         assert!(!pair.check(&message, &sig, "random signature"));
     }

@@ -5,6 +5,8 @@
 //! has 64-bit multiplies, so 32x32->64 products are native) and squarings (bench/rsa/RESULTS.md).
 //! Only public values are handled, so nothing needs to be constant-time; everything must be exact.
 
+#![forbid(unsafe_code)]
+
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// Hash of the JWS algorithm (RS256/PS256 → Sha256, …).

@@ -1,0 +1,11 @@
+//! Fuzz target `p384_signature`: see `harness/ecdsa_signature.rs` for what it feeds and the invariants it checks.
+#![no_main]
+
+#[path = "../harness/mod.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(
+    // Builds the keys (and our verifier's tables for them) and checks a valid signature before the first input's timeout runs.
+    init: harness::p384_signature::run(&[0, 0]),
+    |data: &[u8]| harness::p384_signature::run(data)
+);
