@@ -439,6 +439,18 @@ descriptors:
     }
 
     #[test]
+    fn shipped_budgets_config_loads() {
+        let c = config(include_str!("../config/budgets.yaml"));
+        assert_eq!(limit(c.rule("budgets", &[("tokens_user", "alice")])), (2_000_000, Unit::Day, false));
+        assert_eq!(limit(c.rule("budgets", &[("tokens_group", "eng")])), (20_000_000, Unit::Day, false));
+        assert_eq!(
+            limit(c.rule("budgets", &[("tokens_group", "research")])),
+            (100_000_000, Unit::Day, false)
+        );
+        assert_eq!(limit(c.rule("budgets", &[("requests_user", "alice")])), (60, Unit::Minute, false));
+    }
+
+    #[test]
     fn wildcard_match_shapes() {
         let p = |s: &str| s.split('*').map(str::to_owned).collect::<Vec<_>>();
         assert!(wildcard_match(&p("k_a*"), "k_abc"));
