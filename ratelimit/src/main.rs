@@ -93,14 +93,34 @@ async fn main() -> ExitCode {
     domains.sort();
     eprintln!("gateway-ratelimit: listening on {} (domains: {})", args.listen, domains.join(", "));
     let limiter = Arc::new(Limiter::new(config, counters));
-    match server::serve(limiter, args.listen, shutdown()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gateway-ratelimit: cannot serve on {}: {e}", args.listen);
-            ExitCode::from(1)
-        }
+    // On SIGTERM or Ctrl-C: stop accepting, let answers in flight finish, and exit after
+    // SHUTDOWN_GRACE even if Envoy keeps its HTTP/2 connections open (it always does).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop_tx.send(());
+    });
+    let mut graceful = stop_rx.clone();
+    let mut hard = stop_rx;
+    let served = server::serve(limiter, args.listen, async move {
+        let _ = graceful.changed().await;
+    });
+    tokio::select! {
+        result = served => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gateway-ratelimit: cannot serve on {}: {e}", args.listen);
+                ExitCode::from(1)
+            }
+        },
+        () = async move {
+            let _ = hard.changed().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => ExitCode::SUCCESS,
     }
 }
+
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn shutdown() {
     let term = async {

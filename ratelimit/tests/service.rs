@@ -424,3 +424,29 @@ fn broken_config_is_refused_at_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_gateway-ratelimit")).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_promptly_with_envoy_style_open_connections() {
+    let mut s = Setup::new();
+    // An HTTP/2 connection kept open after an answer, as Envoy keeps it.
+    let mut client = s.client().await;
+    let req = RateLimitRequest {
+        domain: "budgets".into(),
+        descriptors: vec![desc(&[("user_id", "kim")], None)],
+        hits_addend: 0,
+    };
+    client.should_rate_limit(req).await.unwrap();
+    let mut service = s.service.take().unwrap();
+    let pid = service.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let status = loop {
+        if let Some(status) = service.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running 4 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    drop(client);
+}
