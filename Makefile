@@ -38,9 +38,11 @@ setup:
 	  @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @anthropic-ai/claude-code-$(CLAUDE_CODE_PLATFORM)@$(CLAUDE_CODE_VERSION)
 	"$(CLAUDE_BIN)" --version
 	@mkdir -p .tools/bin && ln -sfn "$(CLAUDE_BIN)" .tools/bin/claude   # for people: .tools/bin/claude
+	@# redis-server for the budget tests (ratelimit/, tests/e2e/test_budgets.py); Debian's package, as root.
+	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	touch $(SETUP_STAMP)
 
-$(SETUP_STAMP): Makefile tests/requirements.txt $(if $(wildcard $(CLAUDE_BIN)),,FORCE)
+$(SETUP_STAMP): Makefile tests/requirements.txt $(if $(wildcard $(CLAUDE_BIN)),,FORCE) $(if $(shell command -v redis-server),,FORCE)
 	$(MAKE) --no-print-directory setup
 
 .PHONY: FORCE
@@ -62,8 +64,11 @@ check-envoy:
 # manifests under envoy/istio and envoy/envoy-gateway are checked by tests/deploy), end to end.
 test: $(SETUP_STAMP) lint unit-test validate e2e deploy-test
 
+# The filter's tests, then the rate-limit service's (ratelimit/: config host tests, and end to end
+# against a real redis-server).
 unit-test:
 	cargo test --locked
+	cargo test --locked -p gateway-ratelimit
 
 validate: $(SETUP_STAMP) build check-envoy
 	@set -e; for f in $$(find envoy -name '*.yaml' -not -path 'envoy/istio/*' -not -path 'envoy/envoy-gateway/*' | sort); do \
@@ -122,8 +127,9 @@ run: $(SETUP_STAMP) build
 	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"
 
 lint:
-	cargo fmt --check
+	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p gateway-ratelimit --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
 
 clean:
