@@ -134,7 +134,7 @@ def measure(v: Variant, rnd: int, ctx: "Context") -> Measurement:
                 envoy.stop()
                 if attempt == 2 or "address already in use" not in str(e).lower():
                     raise BenchError(str(e)) from e
-        a = v.alg.lower() or "rs256"
+        a = v.tokens or v.alg.lower() or "rs256"
         sanity(v, envoy.port, ctx.first_token(f"sanity-{a}"), ctx.first_token(f"sanity-forged-{a}"))
         before = snapshot(envoy)
         pool = ctx.pools[v.pool]

@@ -17,6 +17,10 @@ Variants (each RS256 and ES256 where it applies):
   filter-cold               this filter, every token different (a pool of tens of thousands)
   filter-warm               this filter, a few hundred users' tokens reused
   filter-flood              this filter, forged tokens (known kid, wrong signature, each different)
+  filter-flood-es384        the same with ES384 (a P-384 key in the JWKS): the cost of the costliest
+                            forgery, to compare with filter-flood-rs256
+  filter-flood-rs256-nokid  forged RS256 tokens without kid against a JWKS of 8 RSA keys (the real
+                            one first): a kid-less token is tried against at most 2 keys
 
 Sanity checks (never timing): before each measurement one valid and one forged request must get the
 expected status (200/401, both 200 without auth); afterwards every response of a valid-token run

@@ -22,7 +22,9 @@ BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 
 ISSUER = "https://idp.bench.example"
 AUDIENCE = "claude-gateway"
-KID = {"RS256": "bench-rs256", "ES256": "bench-es256"}
+KID = {"RS256": "bench-rs256", "ES256": "bench-es256", "ES384": "bench-es384"}
+# RSA keys in the JWKS of filter-flood-rs256-nokid: the real one and decoys.
+NOKID_RSA_KEYS = 8
 TOKEN_LIFETIME_S = 4 * 3600            # far longer than a run (the brief asks for at least 1 hour)
 UPSTREAM_BODY = ('{"id":"msg_bench","type":"message","role":"assistant","model":"bench",'
                  '"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn",'

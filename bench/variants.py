@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from envoy_process import ROUTER, struct_configuration, wasm_filter
-from settings import AUDIENCE, ISSUER, TEMPLATE, UPSTREAM_BODY, USERS
+from settings import AUDIENCE, ISSUER, NOKID_RSA_KEYS, TEMPLATE, UPSTREAM_BODY, USERS
 from token_pools import Keys
 
 NATIVE_CACHE_SIZE = 1000
@@ -39,6 +39,8 @@ class Variant:
     expect: int           # status of every measured response
     sanity: tuple[int, int]   # (valid, forged) expected statuses
     compare_native: str   # id of the native variant to compare with, "" for none
+    tokens: str = ""      # suffix of its sanity-<tokens> pools, when not the alg's
+    jwks: str = "jwks"    # the Keys field with its JWKS
 
 
 def all_variants() -> list[Variant]:
@@ -75,6 +77,11 @@ def all_variants() -> list[Variant]:
         out.append(Variant(f"filter-flood-{a}", "filter", alg, f"forged-{a}",
                            "this filter, forged-token flood (known kid, bad signature)", 401,
                            (200, 401), ""))
+    out += [Variant("filter-flood-es384", "filter", "ES384", "forged-es384",
+                    "this filter, forged-token flood, ES384 (known kid, bad signature)", 401, (200, 401), ""),
+            Variant("filter-flood-rs256-nokid", "filter", "RS256", "forged-rs256-nokid",
+                    f"this filter, forged-token flood, RS256 without kid, {NOKID_RSA_KEYS} RSA keys in the JWKS",
+                    401, (200, 401), "", tokens="rs256-nokid", jwks="jwks_nokid")]
     return out
 
 
@@ -112,7 +119,7 @@ def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> l
             "providers": {"bench": provider},
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}, router]
     plugin = {"providers": [{"name": "bench", "issuer": ISSUER, "audiences": [AUDIENCE],
-                             "jwks": {"inline": keys.jwks}}]}
+                             "jwks": {"inline": getattr(keys, v.jwks)}}]}
     return [wasm_filter(wasm, struct_configuration(plugin)), router]
 
 
