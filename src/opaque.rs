@@ -91,7 +91,36 @@ pub enum Answer {
     /// A verdict on the token, remembered until `expires_at`.
     Verdict { outcome: Result<Identity, AuthError>, expires_at: u64 },
     /// The endpoint failed: nothing is remembered, the request gets a 503.
-    Failed(String),
+    Failed(CallFailure),
+}
+
+/// Why an introspection call gave no verdict (the operator's log says it; the client gets a 503).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The endpoint answered with this status.
+    Status(u32),
+    /// A timeout or a connection failure.
+    NoResponse,
+    /// The answer's size in bytes, over `MAX_ANSWER_BYTES`.
+    TooLarge(usize),
+    NotJsonObject,
+    /// The host refused to dispatch the call (no such cluster, say).
+    NotDispatched,
+    /// The request that made the call went away; the host cancels its calls.
+    RequestEnded,
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallFailure::Status(status) => write!(f, "status {status}"),
+            CallFailure::NoResponse => f.write_str("no response (timeout or connection failure)"),
+            CallFailure::TooLarge(size) => write!(f, "answer of {size} bytes is over {MAX_ANSWER_BYTES}"),
+            CallFailure::NotJsonObject => f.write_str("answer is not a JSON object"),
+            CallFailure::NotDispatched => f.write_str("call not dispatched"),
+            CallFailure::RequestEnded => f.write_str("request ended"),
+        }
+    }
 }
 
 pub fn evaluate(
@@ -109,14 +138,14 @@ pub fn evaluate(
         (_, Some(200)) => {}
         // tokeninfo answers 400 `invalid_token` for tokens it does not know or that expired.
         (OpaqueStyle::GoogleTokeninfo, Some(400)) => return refused(AuthError::TokenInactive),
-        (_, Some(status)) => return Answer::Failed(format!("status {status}")),
-        (_, None) => return Answer::Failed("no response (timeout or connection failure)".into()),
+        (_, Some(status)) => return Answer::Failed(CallFailure::Status(status)),
+        (_, None) => return Answer::Failed(CallFailure::NoResponse),
     }
     if body.len() > MAX_ANSWER_BYTES {
-        return Answer::Failed(format!("answer of {} bytes is over {MAX_ANSWER_BYTES}", body.len()));
+        return Answer::Failed(CallFailure::TooLarge(body.len()));
     }
     let Ok(answer) = strict_json::parse_object(body) else {
-        return Answer::Failed("answer is not a JSON object".into());
+        return Answer::Failed(CallFailure::NotJsonObject);
     };
     if opaque.style == OpaqueStyle::Rfc7662 && answer.get("active") != Some(&Value::Bool(true)) {
         return refused(AuthError::TokenInactive);
@@ -241,5 +270,26 @@ impl OpaqueState {
 
     pub fn cached(&self) -> usize {
         self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The operator's log line says why a call gave no verdict, in these words.
+    #[test]
+    fn call_failures_read_as_before() {
+        let cases = [
+            (CallFailure::Status(502), "status 502".to_owned()),
+            (CallFailure::NoResponse, "no response (timeout or connection failure)".to_owned()),
+            (CallFailure::TooLarge(70_000), format!("answer of 70000 bytes is over {MAX_ANSWER_BYTES}")),
+            (CallFailure::NotJsonObject, "answer is not a JSON object".to_owned()),
+            (CallFailure::NotDispatched, "call not dispatched".to_owned()),
+            (CallFailure::RequestEnded, "request ended".to_owned()),
+        ];
+        for (failure, text) in cases {
+            assert_eq!(failure.to_string(), text);
+        }
     }
 }

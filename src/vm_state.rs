@@ -11,7 +11,7 @@ use crate::credential::Headers;
 use crate::ids::{CallId, ContextId, ProviderId, SourceId};
 use crate::key_fetch::KeyFetcher;
 use crate::key_store::KeyStore;
-use crate::opaque::{evaluate, Answer, Digest, OpaqueState, MAX_ANSWER_BYTES};
+use crate::opaque::{evaluate, Answer, CallFailure, Digest, OpaqueState, MAX_ANSWER_BYTES};
 use crate::token_cache::TokenCache;
 
 /// What a paused request waits for.
@@ -105,7 +105,7 @@ impl VmState {
 
     /// The call could not be dispatched (it was admitted): nothing is in flight for the token.
     pub fn introspection_not_sent(&mut self, digest: &Digest, now: u64) {
-        self.opaque.finish(digest, &Answer::Failed(String::new()), now);
+        self.opaque.finish(digest, &Answer::Failed(CallFailure::NotDispatched), now);
     }
 
     /// An introspection call answered: what it means, remembered for the token. `None` when the call
@@ -139,7 +139,7 @@ impl VmState {
 
     /// The answer other requests get about a token whose call was cancelled.
     pub fn abandon(&mut self, digest: &Digest, now: u64) -> Answer {
-        let failed = Answer::Failed("request ended".into());
+        let failed = Answer::Failed(CallFailure::RequestEnded);
         self.opaque.finish(digest, &failed, now);
         failed
     }

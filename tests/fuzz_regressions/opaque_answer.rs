@@ -2,7 +2,7 @@
 //! exact outcome. The first byte of an input picks the style and status (see `harness::STATUSES`):
 //! `0` is rfc7662 with 200, `1` google_tokeninfo with 200.
 
-use gateway_filter::opaque::{Answer, MAX_ANSWER_BYTES, NEGATIVE_CACHE_SECONDS};
+use gateway_filter::opaque::{Answer, CallFailure, MAX_ANSWER_BYTES, NEGATIVE_CACHE_SECONDS};
 use gateway_filter::reason::AuthError;
 use serde_json::{json, Value};
 
@@ -55,17 +55,14 @@ fn expires_at(answer: Answer) -> u64 {
 
 #[test]
 fn statuses_and_bodies_that_are_not_answers() {
-    assert_eq!(answer(b'2', b"{}"), Answer::Failed("status 400".into()));
+    assert_eq!(answer(b'2', b"{}"), Answer::Failed(CallFailure::Status(400)));
     assert_eq!(answer(b'3', b"{}"), refused(AuthError::TokenInactive)); // tokeninfo's 400: unknown token
-    assert_eq!(answer(b'>', b"{}"), Answer::Failed("no response (timeout or connection failure)".into()));
+    assert_eq!(answer(b'>', b"{}"), Answer::Failed(CallFailure::NoResponse));
     for body in [&b""[..], b"null", b"[]", b"{\"active\":true,\"active\":true}", b"\xef\xbb\xbf{}", b"{}}"] {
-        assert_eq!(answer(RFC, body), Answer::Failed("answer is not a JSON object".into()), "{body:?}");
+        assert_eq!(answer(RFC, body), Answer::Failed(CallFailure::NotJsonObject), "{body:?}");
     }
     let big = vec![b' '; MAX_ANSWER_BYTES + 1];
-    assert_eq!(
-        answer(GOOGLE, &big),
-        Answer::Failed(format!("answer of {} bytes is over {MAX_ANSWER_BYTES}", MAX_ANSWER_BYTES + 1))
-    );
+    assert_eq!(answer(GOOGLE, &big), Answer::Failed(CallFailure::TooLarge(MAX_ANSWER_BYTES + 1)));
 }
 
 #[test]

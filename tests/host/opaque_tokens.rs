@@ -4,7 +4,9 @@ use gateway_filter::authn::{decide, Decision, State};
 use gateway_filter::config::{parse_config, parse_config_with_env, Config, OpaqueTokens, Provider};
 use gateway_filter::ids::ProviderId;
 use gateway_filter::key_store::KeyStore;
-use gateway_filter::opaque::{build_call, evaluate, Answer, Lookup, OpaqueState, NEGATIVE_CACHE_SECONDS};
+use gateway_filter::opaque::{
+    build_call, evaluate, Answer, CallFailure, Lookup, OpaqueState, NEGATIVE_CACHE_SECONDS,
+};
 use gateway_filter::reason::AuthError;
 use serde_json::{json, Value};
 
@@ -267,7 +269,7 @@ fn calls_are_bounded_in_flight_and_per_second() {
         assert!(state.admit([i; 32], 3, 100, NOW));
     }
     assert!(!state.admit([9; 32], 3, 100, NOW));
-    state.finish(&[0; 32], &Answer::Failed("x".into()), NOW);
+    state.finish(&[0; 32], &Answer::Failed(CallFailure::NoResponse), NOW);
     assert!(state.admit([9; 32], 3, 100, NOW));
 
     // 5 calls per second: a flood of 300 distinct tokens in one second starts 5 calls.
@@ -278,7 +280,7 @@ fn calls_are_bounded_in_flight_and_per_second() {
             digest[..2].copy_from_slice(&i.to_le_bytes());
             let ok = state.admit(digest, 1000, 5, NOW);
             if ok {
-                state.finish(&digest, &Answer::Failed("x".into()), NOW);
+                state.finish(&digest, &Answer::Failed(CallFailure::NoResponse), NOW);
             }
             ok
         })

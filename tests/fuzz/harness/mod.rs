@@ -635,8 +635,7 @@ pub fn opaque_answer(data: &[u8]) {
         Answer::Verdict { outcome: Err(_), expires_at } => {
             assert_eq!(expires_at, NOW + NEGATIVE_CACHE_SECONDS)
         }
-        Answer::Failed(reason) => {
-            assert!(!reason.is_empty());
+        Answer::Failed(_) => {
             assert!(
                 status != Some(200)
                     || body.len() > gateway_filter::opaque::MAX_ANSWER_BYTES
