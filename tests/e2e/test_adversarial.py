@@ -5,12 +5,14 @@ what the upstream received.
 
 One Envoy for the module, configured like the shared gateway, whose IdP also publishes hand-made JWKs
 next to its four keys (the RSA key again under other `kid`s): `alg` pinned to RS256, `use: enc`,
-`key_ops` without and with `verify`.
+`key_ops` without and with `verify`; and a second RSA key, `rsa-2`, placed so that it is the third key
+an RS256 token fits and the second a PS256 token fits (a token without `kid` is tried against two).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import socket
 import time
@@ -22,9 +24,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from e2e_gateway import AUDIENCE, PROVIDER, TRACE, EnvoyPool, Gateway, Result, plugin_config
+from e2e_gateway import AUDIENCE, PROVIDER, TRACE, EnvoyPool, Gateway, Result, forged, plugin_config
 from e2e_expect import (EMAIL, GROUPS, IDENTITY_HEADERS, NAME, PROVIDER_HDR, USER_ID, assert_401)
-from standins.idp import IdP, Keys, b64url, sign
+from standins.idp import IdP, Keys, b64url, b64url_decode, sign
 from standins.messages_api import MessagesAPI, Recorded
 
 OK = "accepted"
@@ -39,6 +41,7 @@ def adv_idp(keys: Keys) -> Iterator[IdP]:
         rsa_jwk = {k: v for k, v in idp.keys.jwk("rsa-1").items() if k != "use"}
         idp.extra_jwks = [
             {**rsa_jwk, "kid": "rsa-pinned-rs256", "alg": "RS256", "use": "sig"},
+            _rsa_jwk(_generated_rsa("rsa-2"), "rsa-2"),
             {**rsa_jwk, "kid": "rsa-enc", "use": "enc"},
             {**rsa_jwk, "kid": "rsa-ops-sign", "key_ops": ["sign"]},
             {**rsa_jwk, "kid": "rsa-ops-verify", "key_ops": ["verify"]},
@@ -166,18 +169,37 @@ def _der_es256(idp: IdP) -> str:
     return f"{h}.{p}.{b64url(der)}"
 
 
-_FOREIGN_RSA: list[Any] = []
+@functools.cache
+def _generated_rsa(kid: str) -> Any:
+    """An RSA-2048 key made once per run: "attacker" is in no JWKS, "rsa-2" in the module's IdP's."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _foreign() -> Any:
-    if not _FOREIGN_RSA:
-        _FOREIGN_RSA.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    return _FOREIGN_RSA[0]
+    return _generated_rsa("attacker")
+
+
+def _rsa_jwk(key: Any, kid: str) -> dict[str, Any]:
+    pub = key.public_key().public_numbers()
+    return {"kty": "RSA", "kid": kid, "n": b64url(pub.n.to_bytes(256, "big")), "e": "AQAB"}
 
 
 def _foreign_jwk() -> dict[str, Any]:
-    pub = _foreign().public_key().public_numbers()
-    return {"kty": "RSA", "kid": "attacker", "n": b64url(pub.n.to_bytes(256, "big")), "e": "AQAB"}
+    return _rsa_jwk(_foreign(), "attacker")
+
+
+P384_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973
+
+
+def _forged_es384(idp: IdP) -> str:
+    """An ES384 token naming the IdP's P-384 key whose claims were changed after signing: r and s are
+    well-formed (48 bytes each, in [1, n-1]), so only the curve arithmetic can tell it is wrong."""
+    token = forged(jws(idp, {"alg": "ES384", "kid": "ec-384"}, sign_alg="ES384", key=idp.keys.private["ec-384"]),
+                   "admin")
+    sig = b64url_decode(token.split(".")[2])
+    assert len(sig) == 96
+    assert all(0 < int.from_bytes(half, "big") < P384_ORDER for half in (sig[:48], sig[48:]))
+    return token
 
 
 def _jwe() -> str:
@@ -400,6 +422,20 @@ CASES: list[Case] = [
          lambda i: jws(i, claims={"sub": 12345}), "token sub claim is not a string"),
     Case("client-api-key-not-introspected", "RFC7662-2.1 bearer tokens only (issue #14 item 7)",
          lambda i: [("x-api-key", "sk-ant-api03-" + "k" * 40)], "invalid API key", calls=0),
+    Case("es384-validly-signed", "RFC7518-3.4 ES384 on P-384 (issue #14 item 8)",
+         lambda i: jws(i, {"alg": "ES384", "kid": "ec-384"}, sign_alg="ES384", key=i.keys.private["ec-384"]), OK),
+    Case("es384-forged-r-s-in-range", "RFC7518-3.4 ES384 on P-384 (issue #14 item 8)",
+         _forged_es384, "token signature invalid"),
+    # Keys fitting an RS256 token, in JWKS order: rsa-1, rsa-pinned-rs256 (the same key), rsa-2; fitting
+    # PS256: rsa-1, rsa-2. A token without `kid` is tried against the first two only.
+    Case("no-kid-first-rsa-key", "RFC7515-4.1.4 kid is optional (issue #14 item 8)",
+         lambda i: jws(i, {"kid": None}), OK),
+    Case("no-kid-second-fitting-rsa-key", "RFC7515-4.1.4 kid is optional (issue #14 item 8)",
+         lambda i: jws(i, {"alg": "PS256", "kid": None}, sign_alg="PS256", key=_generated_rsa("rsa-2")), OK),
+    Case("no-kid-third-fitting-rsa-key", "RFC7515-4.1.4 kid optional; two keys tried at most (issue #14 item 8)",
+         lambda i: jws(i, {"kid": None}, key=_generated_rsa("rsa-2")), "token signature invalid"),
+    Case("kid-names-third-fitting-rsa-key", "RFC7515-4.1.4 control: the same key named by kid (issue #14 item 8)",
+         lambda i: jws(i, {"kid": "rsa-2"}, key=_generated_rsa("rsa-2")), OK),
     # -- whitespace and line breaks in the credential --------------------------------------------------------
     Case("interior-space", "RFC7515-7.1 no whitespace / RFC6750-2.1 b64token",
          lambda i: (lambda t: t[:40] + " " + t[40:])(jws(i)), MALFORMED),
@@ -503,7 +539,8 @@ def test_unusable_jwks_entries_are_logged_by_kid(gw: Gateway, adv_idp: IdP) -> N
     assert logged("[warning]", 'skipped key kid="rsa-enc" reason="\\"use\\" is not \\"sig\\""'), gw.envoy.log_tail(30)
     assert logged("[warning]", 'skipped key kid="rsa-ops-sign" reason="\\"key_ops\\" does not allow \\"verify\\""')
     assert not logged('skipped key kid="rsa-ops-verify"') and not logged('skipped key kid="rsa-pinned-rs256"')
-    assert logged("keys loaded provider=test-idp n=6")
+    assert not logged('skipped key kid="rsa-2"')
+    assert logged("keys loaded provider=test-idp n=7")
 
 
 def test_table_rows_are_unique_and_cite_a_rule() -> None:
