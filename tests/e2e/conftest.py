@@ -7,7 +7,7 @@ Envoy is found through ENVOY_BIN, then `envoy` on PATH, then <repo>/.venv/bin/en
 
 Layout: e2e_harness.py (find Envoy and the filter, write configs, start/stop Envoy by PID), e2e_gateway.py
 (plugin config, Gateway, Result, EnvoyPool: what tests import), e2e_expect.py (the exact texts of
-README and the contract as assertions), one test module per area. Tests never import this conftest. Every request carries
+docs/requests.md and the contract as assertions), one test module per area. Tests never import this conftest. Every request carries
 a fresh `x-e2e-id` header, which is how a test finds what the Messages API stand-in received for it.
 Envoys are shared where the configuration is the same (session: the default config in both forms;
 module: per-module configs; function: configs a single test steers). When a test fails, the tail of the

@@ -1,4 +1,4 @@
-"""Exact client-visible behaviour from the README (responses the filter sends) and the contract, as
+"""Exact client-visible behaviour from docs/requests.md (responses the filter sends) and the contract, as
 assertions shared by the e2e test modules."""
 
 from __future__ import annotations

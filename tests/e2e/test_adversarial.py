@@ -528,7 +528,7 @@ def test_adversarial(gw: Gateway, adv_idp: IdP, case: Case) -> None:
 
 def test_unusable_jwks_entries_are_logged_by_kid(gw: Gateway, adv_idp: IdP) -> None:
     """The keys the table relies on being skipped are skipped one by one, each with a warning naming its
-    kid and why (README "Hygiene"); the usable ones load."""
+    kid and why (docs/operations.md "Hygiene"); the usable ones load."""
     assert gw.request("GET", "/v1/models", token=adv_idp.mint()).status == 200
     lines = gw.envoy.log_text().splitlines()
 

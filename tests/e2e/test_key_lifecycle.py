@@ -25,7 +25,7 @@ from standins.messages_api import MessagesAPI
 
 WORKERS = 2                      # e2e_harness starts Envoy with --concurrency 2
 WITHOUT_RSA = ["ec-1", "ec-384", "ed-1"]
-# The retry schedule as README "Keys: refresh, rotation, outages, workers" documents it.
+# The retry schedule as docs/operations.md "Keys: refresh, rotation, outages, workers" documents it.
 CAP_NEVER_FETCHED = 30          # longest backoff (before jitter) while no keys were ever fetched
 TICK_SLACK = 2.0                 # fetches start on the root context's 1-second tick; whole-second clocks
 
@@ -227,7 +227,7 @@ def test_unknown_kid_flood_is_rate_limited(pool: EnvoyPool, api: MessagesAPI, ne
                                            pinned: Any) -> None:
     """500 well-formed tokens, signed by a real key but naming random `kid`s, sent to both workers at
     once: every one is a 401 `token signing key not found`, none reaches the upstream, and the stand-in
-    sees at most one fetch per `unknown_kid_refresh_seconds` (30) for the provider (README: "a flood of
+    sees at most one fetch per `unknown_kid_refresh_seconds` (30) for the provider (docs/operations.md: "a flood of
     tokens with random kids costs the provider at most one fetch per interval"); refresh_seconds is 600,
     so no scheduled refresh falls in the flood. Only the requests that waited for that one refresh are
     slow; the rest get fast 401s."""

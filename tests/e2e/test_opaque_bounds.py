@@ -1,4 +1,4 @@
-"""Bounds on opaque-token calls (README "Opaque tokens"): a hanging endpoint gives 503 after `timeout_ms`
+"""Bounds on opaque-token calls (docs/operations.md "Opaque tokens"): a hanging endpoint gives 503 after `timeout_ms`
 and the failure is not cached; a flood of random opaque tokens costs the endpoint at most
 workers x `max_calls_per_second` calls a second; a refusal is cached; `max_pending` bounds the calls in
 flight per VM; and the exact 401 messages of Google tokeninfo answers (test_presets.py checks only that
@@ -59,7 +59,7 @@ def _calls(idp: IdP, token: str | None = None) -> list[dict[str, Any]]:
 
 
 def _assert_unavailable(status: int, headers: httpx.Headers, body: bytes) -> None:
-    """The exact 503 of README "Responses the filter sends"."""
+    """The exact 503 of docs/requests.md "Responses the filter sends"."""
     assert status == 503, f"status {status}, body {body[:300]!r}"
     assert headers.get("content-type") == "application/json", headers
     assert httpx.Response(200, content=body).json() == UNAVAILABLE

@@ -968,7 +968,7 @@ pub const FILTER_STRICTER: &[Difference] = &[
     (
         AuthError::NoUserId,
         "the filter needs a user id for its identity headers: the first of oid (a string or an integer) \
-         and sub (a string) that is present (README: user_claims takes the first claim present), \
+         and sub (a string) that is present (docs/configuration.md: user_claims takes the first claim present), \
          non-empty; an empty oid does not fall back to sub",
         |c| first_user_id(c).is_none_or(|id| id.is_empty()),
     ),
