@@ -4,6 +4,9 @@
 //! Events in (`request_body`, `response_headers`, `response_body`, `end`), commands out (`writes`:
 //! the `wasm.gateway_*` values that changed since the last call; `counts`: the metrics at the end).
 
+use crate::budget;
+use crate::config::Config;
+use crate::credential::Headers;
 use crate::json_scan::{Found, Hit, Scanner, Want, Watch};
 use crate::metrics::{Count, Metric};
 use crate::sse::{Item, SseReader};
@@ -128,6 +131,32 @@ impl Default for Meter {
 /// Whether a request is metered: `POST /v1/messages`, with or without a query.
 pub fn is_metered(method: &str, path: &str) -> bool {
     method == "POST" && path.split(['?', '#']).next() == Some("/v1/messages")
+}
+
+/// What letting a request through settles for its usage record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// Index into `budget_groups`; `None` for the default group.
+    pub budget_group: Option<usize>,
+    /// Its bodies are read for the usage record.
+    pub metered: bool,
+    /// Remove `accept-encoding` from it, so the answer comes back as readable text.
+    pub strip_accept_encoding: bool,
+}
+
+/// The admission of an allowed request: its `headers` (as the client sent them) and the user's
+/// groups header value (`Identity::groups`).
+pub fn admit(config: &Config, headers: &Headers, groups: &str) -> Admission {
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let metered =
+        config.usage.enabled && is_metered(header(":method").unwrap_or(""), header(":path").unwrap_or(""));
+    Admission {
+        budget_group: budget::choose(&config.budgets.groups, groups),
+        metered,
+        strip_accept_encoding: metered
+            && config.usage.strip_accept_encoding
+            && header("accept-encoding").is_some(),
+    }
 }
 
 impl Meter {

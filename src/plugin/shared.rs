@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use super::metrics::Metrics;
 use super::models;
-use super::usage::Allowed;
 use crate::config::Config;
 use crate::ids::ContextId;
+use crate::metering::Admission;
 use crate::vm_state::VmState;
 
 pub struct Shared {
@@ -18,7 +18,7 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Requests let through whose HTTP context has not yet picked up what that settled for the
     /// usage record: a request that waited for keys is allowed from the root context.
-    pub allowed: RefCell<Vec<(ContextId, Allowed)>>,
+    pub allowed: RefCell<Vec<(ContextId, Admission)>>,
     /// Where each request stands with `models` (its body gate), for the same reason.
     pub models: RefCell<HashMap<ContextId, models::Request>>,
 }

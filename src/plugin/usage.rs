@@ -7,23 +7,14 @@ use proxy_wasm::types::Status;
 
 use super::host;
 use super::shared::Shared;
-use crate::budget;
 use crate::identity::Identity;
 use crate::ids::ContextId;
-use crate::metering::{self, Meter};
+use crate::metering::{self, Admission, Meter};
 use crate::metrics::model_label;
 
-/// What the decision to let a request through settled for the rest of it.
-#[derive(Clone, Copy, Debug)]
-pub struct Allowed {
-    /// Index into `budget_groups`, `None` for the default group.
-    budget_group: Option<usize>,
-    metered: bool,
-}
-
 /// The request is allowed: set its budget group header, write `wasm.gateway_cost` = 0 (so that a
-/// rate limit charging it never reads a missing value) and, for a metered request, remove
-/// `accept-encoding` so the answer comes in plain text.
+/// rate limit charging it never reads a missing value) and carry out the rest of its admission
+/// (`metering::admit`).
 pub fn on_allowed(
     shared: &Shared,
     context: ContextId,
@@ -31,18 +22,15 @@ pub fn on_allowed(
     identity: &Identity,
 ) -> Result<(), Status> {
     let config = &shared.config;
-    let budget_group = budget::choose(&config.budgets.groups, &identity.groups);
-    host::set_request_header(&config.headers.budget_group, config.budgets.name(budget_group))?;
+    let admission = metering::admit(config, headers, &identity.groups);
+    host::set_request_header(&config.headers.budget_group, config.budgets.name(admission.budget_group))?;
     host::set_property(metering::COST, "0")?;
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-    let metered = config.usage.enabled
-        && metering::is_metered(header(":method").unwrap_or(""), header(":path").unwrap_or(""));
-    if metered && config.usage.strip_accept_encoding && header("accept-encoding").is_some() {
+    if admission.strip_accept_encoding {
         host::remove_request_header("accept-encoding")?;
     }
     let mut allowed = shared.allowed.borrow_mut();
     allowed.retain(|(id, _)| *id != context);
-    allowed.push((context, Allowed { budget_group, metered }));
+    allowed.push((context, admission));
     Ok(())
 }
 
@@ -56,7 +44,7 @@ pub fn forget(shared: &Shared, context: ContextId) {
 /// The usage side of one HTTP context.
 #[derive(Default)]
 pub struct RequestUsage {
-    allowed: Option<Allowed>,
+    allowed: Option<Admission>,
     meter: Option<Box<Meter>>,
 }
 

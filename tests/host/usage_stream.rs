@@ -1,8 +1,12 @@
 //! The usage record read from streams cut at every byte offset: the same record (and the same
 //! filter state in the end) as the stream read in one piece, whatever the chunking.
 
-use gateway_filter::metering::{is_metered, Meter};
+use gateway_filter::config::parse_config;
+use gateway_filter::metering::{admit, is_metered, Admission, Meter};
 use gateway_filter::usage::{CostWeights, Record, State, Tokens};
+use serde_json::json;
+
+use crate::fixtures::config_json;
 
 /// A recorded answer with every hard case: `\r\n` and bare `\n`, comments, `ping`, `data:` without
 /// a space, escapes and multi-byte UTF-8 in the text, a `signature_delta` (not counted), thinking
@@ -268,4 +272,45 @@ fn only_post_v1_messages_is_metered() {
     assert!(!is_metered("GET", "/v1/messages"));
     assert!(!is_metered("POST", "/v1/messages/"));
     assert!(!is_metered("GET", "/v1/models"));
+}
+
+#[test]
+fn admission_of_an_allowed_request() {
+    let config = |usage: serde_json::Value| {
+        let mut json = config_json();
+        json["budget_groups"] = json!(["ml", "eng"]);
+        json["usage"] = usage;
+        parse_config(&json).unwrap()
+    };
+    let headers = |method: &str, path: &str, encoding: bool| {
+        let mut h = vec![(":method".to_owned(), method.to_owned()), (":path".to_owned(), path.to_owned())];
+        if encoding {
+            h.push(("accept-encoding".to_owned(), "gzip".to_owned()));
+        }
+        h
+    };
+    let on = config(json!({}));
+    let plan = |budget_group, metered, strip_accept_encoding| Admission {
+        budget_group,
+        metered,
+        strip_accept_encoding,
+    };
+    // The first configured group the user is in, whatever the order of their groups.
+    assert_eq!(admit(&on, &headers("POST", "/v1/messages", true), "eng,ml"), plan(Some(0), true, true));
+    assert_eq!(
+        admit(&on, &headers("POST", "/v1/messages?beta=true", false), "eng"),
+        plan(Some(1), true, false)
+    );
+    assert_eq!(admit(&on, &headers("POST", "/v1/messages", true), "sales"), plan(None, true, true));
+    assert_eq!(admit(&on, &headers("POST", "/v1/messages", true), ""), plan(None, true, true));
+    // Not metered: its accept-encoding stays.
+    assert_eq!(
+        admit(&on, &headers("POST", "/v1/messages/count_tokens", true), "ml"),
+        plan(Some(0), false, false)
+    );
+    assert_eq!(admit(&on, &headers("GET", "/v1/models", true), "ml"), plan(Some(0), false, false));
+    let off = config(json!({"enabled": false}));
+    assert_eq!(admit(&off, &headers("POST", "/v1/messages", true), "ml"), plan(Some(0), false, false));
+    let keep = config(json!({"strip_accept_encoding": false}));
+    assert_eq!(admit(&keep, &headers("POST", "/v1/messages", true), "ml"), plan(Some(0), true, false));
 }
