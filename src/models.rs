@@ -252,6 +252,162 @@ impl BodyGate {
     }
 }
 
+/// What the filter does with a request's models part at one of its events.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Let the request (or this body chunk) go on.
+    Continue,
+    /// Hold this chunk: Envoy buffers it until the request is decided.
+    Hold,
+    /// Answer the request instead of letting it go on; nothing more goes upstream.
+    Answer(Answer),
+}
+
+/// An answer the filter sends for `models`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// 200: a `/v1/models` page or one entry (JSON).
+    Found(String),
+    /// 404 for `/v1/models/{id}`.
+    NotFound(String),
+    /// 400: a bad `/v1/models` query.
+    BadQuery(ListError),
+    /// 403/400: the body of an enforced request.
+    Refused(Refusal),
+}
+
+/// Where one request stands with `models`, from its headers to its last body chunk. A chunk that
+/// arrives while authentication is pending is held; once the request is allowed, what was held is
+/// read from the buffer before anything is released, so no chunk of an enforced body passes
+/// unscanned, and the chunk that ends the body never passes undecided.
+#[derive(Debug)]
+pub enum RequestGate {
+    /// Authentication not decided yet.
+    Undecided { body_seen: bool, end_seen: bool },
+    /// Allowed, and nothing of it is enforced.
+    Passing,
+    /// An enforced body, for a user with these groups.
+    Gated { gate: Box<BodyGate>, groups: Vec<String> },
+    /// Answered: nothing more goes upstream.
+    Answered,
+}
+
+impl RequestGate {
+    /// The request's headers arrived (`end_of_stream`: it has no body).
+    pub fn new(end_of_stream: bool) -> RequestGate {
+        RequestGate::Undecided { body_seen: false, end_seen: end_of_stream }
+    }
+
+    /// The request was allowed, for a user with `groups`. `buffered` reads what Envoy held while
+    /// authentication was pending (`None` if it cannot be read); it is called only if a chunk was.
+    pub fn allowed(
+        &mut self,
+        models: &Models,
+        method: &str,
+        path: &str,
+        content_length: Option<u64>,
+        groups: Vec<String>,
+        buffered: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Step {
+        let (body_seen, end_seen) = match self {
+            RequestGate::Undecided { body_seen, end_seen } => (*body_seen, *end_seen),
+            _ => (false, false),
+        };
+        match models.route(method, path) {
+            Route::Other => {
+                *self = RequestGate::Passing;
+                Step::Continue
+            }
+            Route::List(query) => self.answer(match list_page(&models.entries_for(&groups), &query) {
+                Ok(body) => Answer::Found(body),
+                Err(e) => Answer::BadQuery(e),
+            }),
+            Route::One(id) => self.answer(match one(&models.entries_for(&groups), &id) {
+                Some(body) => Answer::Found(body),
+                None => Answer::NotFound(id),
+            }),
+            Route::Enforced => {
+                let mut gate = Box::new(BodyGate::new(content_length));
+                let held = if body_seen {
+                    match buffered() {
+                        Some(held) => held,
+                        None => return self.answer(Answer::Refused(Refusal::NotJson)),
+                    }
+                } else {
+                    Vec::new()
+                };
+                // `content-length: 0` is a complete body already, whatever callbacks follow.
+                if body_seen || end_seen || content_length == Some(0) {
+                    gate.read(&held, end_seen);
+                }
+                self.check(models, gate, groups)
+            }
+        }
+    }
+
+    /// A body chunk is about to be passed on. `chunk` reads it (`None` if it cannot be read whole).
+    pub fn body(
+        &mut self,
+        models: &Models,
+        chunk: impl FnOnce() -> Option<Vec<u8>>,
+        end_of_stream: bool,
+    ) -> Step {
+        match std::mem::replace(self, RequestGate::Answered) {
+            RequestGate::Undecided { end_seen, .. } => {
+                *self = RequestGate::Undecided { body_seen: true, end_seen: end_seen || end_of_stream };
+                Step::Hold
+            }
+            RequestGate::Passing => {
+                *self = RequestGate::Passing;
+                Step::Continue
+            }
+            RequestGate::Answered => Step::Hold,
+            RequestGate::Gated { mut gate, groups } => match chunk() {
+                Some(chunk) => {
+                    gate.read(&chunk, end_of_stream);
+                    self.check(models, gate, groups)
+                }
+                None => self.answer(Answer::Refused(Refusal::NotJson)),
+            },
+        }
+    }
+
+    /// Request trailers arrived: the body has ended (without an end-of-stream chunk).
+    pub fn trailers(&mut self, models: &Models) -> Step {
+        match std::mem::replace(self, RequestGate::Answered) {
+            RequestGate::Undecided { body_seen, .. } => {
+                *self = RequestGate::Undecided { body_seen, end_seen: true };
+                Step::Hold
+            }
+            RequestGate::Passing => {
+                *self = RequestGate::Passing;
+                Step::Continue
+            }
+            RequestGate::Answered => Step::Hold,
+            RequestGate::Gated { mut gate, groups } => {
+                gate.read(b"", true);
+                self.check(models, gate, groups)
+            }
+        }
+    }
+
+    /// The gate's verdict on what it has read: go on (and keep gating), or refuse.
+    fn check(&mut self, models: &Models, gate: Box<BodyGate>, groups: Vec<String>) -> Step {
+        match gate.decide(|model| models.may_use(&groups, model)) {
+            Some(refusal) => self.answer(Answer::Refused(refusal)),
+            None => {
+                *self = RequestGate::Gated { gate, groups };
+                Step::Continue
+            }
+        }
+    }
+
+    fn answer(&mut self, answer: Answer) -> Step {
+        *self = RequestGate::Answered;
+        Step::Answer(answer)
+    }
+}
+
 /// `%XX` escapes decoded; `None` for a bad escape or a result that is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
     let mut out = Vec::with_capacity(text.len());

@@ -217,3 +217,120 @@ mod config {
         }
     }
 }
+
+/// `RequestGate`: one request's models events (headers, allowed, body, trailers) and what the
+/// filter does at each, including chunks held while authentication is pending.
+mod request_gate {
+    use gateway_filter::config::parse_config;
+    use gateway_filter::models::{Answer, ListError, Models, Refusal, RequestGate, Step};
+    use serde_json::json;
+
+    fn models() -> Models {
+        let entry = |id: &str, groups: Option<&[&str]>| {
+            let mut e = json!({"id": id, "display_name": id, "created_at": "2025-05-14T00:00:00Z"});
+            if let Some(groups) = groups {
+                e["groups"] = json!(groups);
+            }
+            e
+        };
+        let catalog = json!([entry("claude-haiku", None), entry("claude-opus", Some(&["ml"]))]);
+        let config = json!({"api_keys": [{"name": "k", "sha256": "00".repeat(32)}],
+                            "models": {"catalog": catalog, "serve_list": true, "enforce": true}});
+        parse_config(&config).unwrap().models
+    }
+
+    fn groups(names: &[&str]) -> Vec<String> {
+        names.iter().map(|g| (*g).to_owned()).collect()
+    }
+
+    fn no_buffer() -> Option<Vec<u8>> {
+        panic!("nothing was held: the buffer must not be read")
+    }
+
+    const OPUS: &[u8] = br#"{"model":"claude-opus","max_tokens":1,"messages":[]}"#;
+    const HAIKU: &[u8] = br#"{"model":"claude-haiku","max_tokens":1,"messages":[]}"#;
+
+    #[test]
+    fn chunks_held_before_the_decision_are_read_from_the_buffer() {
+        let m = models();
+        let mut gate = RequestGate::new(false);
+        let (head, tail) = OPUS.split_at(10);
+        assert_eq!(gate.body(&m, || panic!("held chunks are not read"), false), Step::Hold);
+        assert_eq!(gate.body(&m, || panic!("held chunks are not read"), true), Step::Hold);
+        // Allowed for a user without `ml`: the held body (all of it, ended) is refused.
+        let held = [head, tail].concat();
+        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&["eng"]), || Some(held));
+        assert_eq!(step, Step::Answer(Answer::Refused(Refusal::NotAllowed("claude-opus".into()))));
+        // Answered: nothing more goes upstream.
+        assert_eq!(gate.body(&m, || Some(Vec::new()), true), Step::Hold);
+        assert_eq!(gate.trailers(&m), Step::Hold);
+        // The same for a user in `ml` goes on.
+        let mut gate = RequestGate::new(false);
+        assert_eq!(gate.body(&m, || None, true), Step::Hold);
+        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&["ml"]), || Some(OPUS.to_vec()));
+        assert_eq!(step, Step::Continue);
+        // A buffer that cannot be read is refused, never passed unscanned.
+        let mut gate = RequestGate::new(false);
+        assert_eq!(gate.body(&m, || None, false), Step::Hold);
+        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&["ml"]), || None);
+        assert_eq!(step, Step::Answer(Answer::Refused(Refusal::NotJson)));
+    }
+
+    #[test]
+    fn chunks_after_the_decision_go_through_the_gate() {
+        let m = models();
+        let mut gate = RequestGate::new(false);
+        assert_eq!(gate.allowed(&m, "POST", "/v1/messages", None, groups(&[]), no_buffer), Step::Continue);
+        let (head, tail) = HAIKU.split_at(5);
+        assert_eq!(gate.body(&m, || Some(head.to_vec()), false), Step::Continue);
+        assert_eq!(gate.body(&m, || Some(tail.to_vec()), false), Step::Continue);
+        // The body ends with trailers: decided, and allowed.
+        assert_eq!(gate.trailers(&m), Step::Continue);
+        // A chunk that cannot be read whole is refused.
+        let mut gate = RequestGate::new(false);
+        gate.allowed(&m, "POST", "/v1/messages/count_tokens", None, groups(&[]), no_buffer);
+        assert_eq!(gate.body(&m, || None, false), Step::Answer(Answer::Refused(Refusal::NotJson)));
+        // A refused model on the chunk that reveals it.
+        let mut gate = RequestGate::new(false);
+        gate.allowed(&m, "POST", "/v1/messages", None, groups(&[]), no_buffer);
+        let step = gate.body(&m, || Some(OPUS.to_vec()), false);
+        assert_eq!(step, Step::Answer(Answer::Refused(Refusal::NotAllowed("claude-opus".into()))));
+    }
+
+    #[test]
+    fn empty_bodies_are_decided_when_allowed() {
+        let m = models();
+        // No body at all (end of stream with the headers), or `content-length: 0`: an empty body is
+        // not JSON (400), decided before anything goes upstream.
+        let mut gate = RequestGate::new(true);
+        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&[]), no_buffer);
+        assert_eq!(step, Step::Answer(Answer::Refused(Refusal::NotJson)));
+        let mut gate = RequestGate::new(false);
+        let step = gate.allowed(&m, "POST", "/v1/messages", Some(0), groups(&[]), no_buffer);
+        assert_eq!(step, Step::Answer(Answer::Refused(Refusal::NotJson)));
+    }
+
+    #[test]
+    fn lists_and_other_routes() {
+        let m = models();
+        let mut gate = RequestGate::new(true);
+        let Step::Answer(Answer::Found(page)) =
+            gate.allowed(&m, "GET", "/v1/models", None, groups(&[]), no_buffer)
+        else {
+            panic!("a list page")
+        };
+        let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+        assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
+        let mut gate = RequestGate::new(true);
+        let step = gate.allowed(&m, "GET", "/v1/models/claude-opus", None, groups(&["eng"]), no_buffer);
+        assert_eq!(step, Step::Answer(Answer::NotFound("claude-opus".into())));
+        let mut gate = RequestGate::new(true);
+        let step = gate.allowed(&m, "GET", "/v1/models?limit=0", None, groups(&[]), no_buffer);
+        assert_eq!(step, Step::Answer(Answer::BadQuery(ListError::BadLimit)));
+        // Any other path passes, body and all, unscanned.
+        let mut gate = RequestGate::new(false);
+        assert_eq!(gate.allowed(&m, "POST", "/v1/complete", None, groups(&[]), no_buffer), Step::Continue);
+        assert_eq!(gate.body(&m, || panic!("not read"), true), Step::Continue);
+        assert_eq!(gate.trailers(&m), Step::Continue);
+    }
+}
