@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from e2e_expect import GATEWAY_REQUEST_ID, assert_identity
@@ -53,9 +54,9 @@ class Run:
 
 
 def run_claude(claude: Path, base_url: str, home: Path, api: MessagesAPI, timeout: float = 60,
-               **env: str) -> Run:
-    """`claude -p` with only what is passed in its environment; HOME is `home` (settings go in
-    home/.claude/settings.json)."""
+               model: str | None = None, **env: str) -> Run:
+    """`claude -p` (with `--model` when given) with only what is passed in its environment; HOME is
+    `home` (settings go in home/.claude/settings.json)."""
     trace = uuid.uuid4().hex
     work = home / "work"
     work.mkdir(exist_ok=True)
@@ -63,7 +64,8 @@ def run_claude(claude: Path, base_url: str, home: Path, api: MessagesAPI, timeou
                 "ANTHROPIC_BASE_URL": base_url, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
                 "ANTHROPIC_CUSTOM_HEADERS": f"{TRACE}: {trace}", **env}
     started = time.monotonic()
-    out = subprocess.run([str(claude), "-p", "Say hello."], cwd=work, env=full_env, capture_output=True,
+    args = [str(claude), "-p", "Say hello."] + (["--model", model] if model else [])
+    out = subprocess.run(args, cwd=work, env=full_env, capture_output=True,
                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return Run(out.returncode, out.stdout, out.stderr, time.monotonic() - started, api.find(TRACE, trace))
 
@@ -193,3 +195,40 @@ def test_expired_token_from_helper_recovers_with_a_fresh_one(claude: Path, pool:
     assert GATEWAY_REQUEST_ID.fullmatch(lines[0]["request_id"]), lines
     assert_attributed(lines[1], seen, "bob", PROVIDER)
     assert lines[0]["session_id"] == lines[1]["session_id"]
+
+
+# models.catalog for the models case: one model for everyone, one for the `ml` group only.
+MODELS = {"catalog": [
+    {"id": "claude-haiku-4-5", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z"},
+    {"id": "claude-opus-4-5", "display_name": "Claude Opus 4.5", "created_at": "2025-11-01T00:00:00Z",
+     "groups": ["ml"]},
+], "serve_list": True, "enforce": True}
+
+
+def test_model_discovery_lists_the_users_models_and_a_refused_model_fails_at_once(
+        claude: Path, pool: EnvoyPool, api: MessagesAPI, idp: IdP, tmp_path: Path) -> None:
+    gw = pool.gateway("cc-models", api, idp, {**plugin_config(idp), "models": MODELS}, access_log=True)
+    token = idp.mint(claims={"sub": "eve", "groups": ["eng"]})
+    discovery = {"ANTHROPIC_AUTH_TOKEN": token, "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1"}
+    allowed_home, refused_home = tmp_path / "allowed", tmp_path / "refused"
+    allowed_home.mkdir()
+    refused_home.mkdir()
+    # With discovery on, Claude Code asks the gateway for the models first: the filter answers it (the
+    # upstream only ever sees the Messages request), then the allowed model goes through.
+    run = run_claude(claude, gw.url, allowed_home, api, model="claude-haiku-4-5", **discovery)
+    seen = assert_succeeded(run)
+    assert json.loads(seen.body)["model"] == "claude-haiku-4-5"
+    lines = access_log(gw, 2)
+    assert [(line["method"], line["path"], line["status"], line["user_id"]) for line in lines] == [
+        ("GET", "/v1/models?limit=1000", 200, "eve"), ("POST", "/v1/messages?beta=true", 200, "eve")], lines
+    assert GATEWAY_REQUEST_ID.fullmatch(lines[0]["request_id"] or ""), lines[0]
+    # What the filter answers that very request: only the models eve may use.
+    listed = httpx.get(f"{gw.url}/v1/models?limit=1000", headers={"authorization": f"Bearer {token}"})
+    assert [m["id"] for m in listed.json()["data"]] == ["claude-haiku-4-5"], listed.text
+    # A model of the `ml` group only: the filter's 403 and its reason at once, nothing upstream.
+    run = run_claude(claude, gw.url, refused_home, api, timeout=30, model="claude-opus-4-5", **discovery)
+    output = run.stdout + run.stderr
+    assert run.code != 0, run.stdout
+    assert run.seconds < 10, f"took {run.seconds:.1f} s: Claude Code retried the 403"
+    assert "403" in output and "model claude-opus-4-5 is not available to you" in output, output[-1500:]
+    assert run.upstream == []
