@@ -186,6 +186,25 @@ impl Meter {
         }
     }
 
+    /// The request body is scanned by the models gate (`models.enforce`, which refuses what this
+    /// scan would record no model for): its reading so far stands for a scan of our own.
+    pub fn follow_gate(&mut self, model: Option<&str>, end_of_stream: bool) {
+        if self.request.is_none() {
+            return;
+        }
+        if self.model.as_deref() != model {
+            self.model = model.map(str::to_owned);
+        }
+        if end_of_stream {
+            self.request = None;
+        }
+    }
+
+    /// Whether the request body is still read (by `request_body` or `follow_gate`).
+    pub fn reads_request(&self) -> bool {
+        self.request.is_some()
+    }
+
     /// The response headers: only a 2xx answer in plain SSE or JSON has usage to read.
     pub fn response_headers(
         &mut self,

@@ -300,14 +300,14 @@ impl RequestGate {
 
     /// The request was allowed, for a user with `groups`. `buffered` reads what Envoy held while
     /// authentication was pending (`None` if it cannot be read); it is called only if a chunk was.
-    pub fn allowed(
+    pub fn allowed<'a>(
         &mut self,
         models: &Models,
         method: &str,
         path: &str,
         content_length: Option<u64>,
         groups: Vec<String>,
-        buffered: impl FnOnce() -> Option<Vec<u8>>,
+        buffered: impl FnOnce() -> Option<&'a [u8]>,
     ) -> Step {
         let (body_seen, end_seen) = match self {
             RequestGate::Undecided { body_seen, end_seen } => (*body_seen, *end_seen),
@@ -334,11 +334,11 @@ impl RequestGate {
                         None => return self.answer(Answer::Refused(Refusal::NotJson)),
                     }
                 } else {
-                    Vec::new()
+                    &[]
                 };
                 // `content-length: 0` is a complete body already, whatever callbacks follow.
                 if body_seen || end_seen || content_length == Some(0) {
-                    gate.read(&held, end_seen);
+                    gate.read(held, end_seen);
                 }
                 self.check(models, gate, groups)
             }
@@ -346,10 +346,10 @@ impl RequestGate {
     }
 
     /// A body chunk is about to be passed on. `chunk` reads it (`None` if it cannot be read whole).
-    pub fn body(
+    pub fn body<'a>(
         &mut self,
         models: &Models,
-        chunk: impl FnOnce() -> Option<Vec<u8>>,
+        chunk: impl FnOnce() -> Option<&'a [u8]>,
         end_of_stream: bool,
     ) -> Step {
         match std::mem::replace(self, RequestGate::Answered) {
@@ -364,11 +364,20 @@ impl RequestGate {
             RequestGate::Answered => Step::Hold,
             RequestGate::Gated { mut gate, groups } => match chunk() {
                 Some(chunk) => {
-                    gate.read(&chunk, end_of_stream);
+                    gate.read(chunk, end_of_stream);
                     self.check(models, gate, groups)
                 }
                 None => self.answer(Answer::Refused(Refusal::NotJson)),
             },
+        }
+    }
+
+    /// `Some` while this gate scans the body (`models.enforce`), with the model it has read so far:
+    /// the usage record takes it from here instead of scanning the same bytes again.
+    pub fn enforced_model(&self) -> Option<Option<&str>> {
+        match self {
+            RequestGate::Gated { gate, .. } => Some(gate.model()),
+            _ => None,
         }
     }
 

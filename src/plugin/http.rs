@@ -1,6 +1,7 @@
 //! Per-request glue: strip spoofable headers, ask `authn` for a ruling, carry it out; wake the
 //! requests that waited for keys or for an introspection answer.
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use log::{debug, warn};
@@ -46,12 +47,17 @@ impl HttpContext for HttpFilter {
         }
     }
 
-    // Models may hold a chunk until its verdict; usage looks at each chunk let through.
+    // Models may hold a chunk until its verdict; usage looks at each chunk let through. The chunk
+    // is copied out of the host once, when the first of them reads it.
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(shared) = &self.shared else { return Action::Pause };
-        let action = models::on_request_body(shared, self.context, body_size, end_of_stream);
+        let chunk = OnceCell::new();
+        let read = || {
+            chunk.get_or_init(|| host::request_body(body_size).filter(|c| c.len() == body_size)).as_deref()
+        };
+        let action = models::on_request_body(shared, self.context, read, end_of_stream);
         if action == Action::Continue {
-            self.usage.request_body(shared, self.context, body_size, end_of_stream);
+            self.usage.request_body(shared, self.context, read, end_of_stream);
         }
         action
     }

@@ -3,6 +3,8 @@
 //! answers it decides. The gates live in `Shared::models`, keyed by context id, because a paused
 //! request is allowed from the root context.
 
+use std::cell::OnceCell;
+
 use log::{debug, warn};
 use proxy_wasm::types::Action;
 
@@ -30,13 +32,14 @@ pub fn on_allowed(
     let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
     let mut gate = take(shared, context).unwrap_or_else(|| RequestGate::new(false));
     // What arrived while authentication was pending is buffered: the whole of it.
+    let held = OnceCell::new();
     let step = gate.allowed(
         &shared.config.models,
         header(":method").unwrap_or_default(),
         header(":path").unwrap_or_default(),
         content_length,
         identity.group_names(),
-        || host::request_body(u32::MAX as usize),
+        || held.get_or_init(|| host::request_body(u32::MAX as usize)).as_deref(),
     );
     match carry_out(shared, context, gate, step) {
         Action::Continue => None,
@@ -44,12 +47,25 @@ pub fn on_allowed(
     }
 }
 
-/// Hook: a request-body chunk (`body_size` bytes) is about to be passed on.
-pub fn on_request_body(shared: &Shared, context: ContextId, body_size: usize, end_of_stream: bool) -> Action {
+/// Hook: a request-body chunk is about to be passed on; `chunk` reads it (`None`: not whole).
+pub fn on_request_body<'a>(
+    shared: &Shared,
+    context: ContextId,
+    chunk: impl FnOnce() -> Option<&'a [u8]>,
+    end_of_stream: bool,
+) -> Action {
     let Some(mut gate) = take(shared, context) else { return Action::Continue };
-    let chunk = || host::request_body(body_size).filter(|chunk| chunk.len() == body_size);
     let step = gate.body(&shared.config.models, chunk, end_of_stream);
     carry_out(shared, context, gate, step)
+}
+
+/// `f` of the model the gate has read so far, when the gate scans this request's body.
+pub fn enforced_model<R>(
+    shared: &Shared,
+    context: ContextId,
+    f: impl FnOnce(Option<&str>) -> R,
+) -> Option<R> {
+    shared.models.borrow().get(&context).and_then(RequestGate::enforced_model).map(f)
 }
 
 /// Hook: request trailers arrived.

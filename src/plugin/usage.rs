@@ -6,6 +6,7 @@ use log::debug;
 use proxy_wasm::types::Status;
 
 use super::host;
+use super::models;
 use super::shared::Shared;
 use crate::identity::Identity;
 use crate::ids::ContextId;
@@ -62,12 +63,27 @@ impl RequestUsage {
         self.meter.as_deref_mut()
     }
 
-    pub fn request_body(&mut self, shared: &Shared, context: ContextId, size: usize, end_of_stream: bool) {
+    /// A request-body chunk let through; `chunk` reads it. A body the models gate scans
+    /// (`models.enforce`) is not scanned twice: the meter takes the gate's reading.
+    pub fn request_body<'a>(
+        &mut self,
+        shared: &Shared,
+        context: ContextId,
+        chunk: impl FnOnce() -> Option<&'a [u8]>,
+        end_of_stream: bool,
+    ) {
         let Some(meter) = self.settle(shared, context) else { return };
-        if let Some(chunk) = host::request_body(size) {
-            meter.request_body(&chunk, end_of_stream);
-        } else if end_of_stream {
-            meter.request_body(&[], true);
+        if !meter.reads_request() {
+            return;
+        }
+        let followed =
+            models::enforced_model(shared, context, |model| meter.follow_gate(model, end_of_stream));
+        if followed.is_none() {
+            match chunk() {
+                Some(chunk) => meter.request_body(chunk, end_of_stream),
+                None if end_of_stream => meter.request_body(&[], true),
+                None => {}
+            }
         }
         write(shared, meter, context);
     }

@@ -280,3 +280,49 @@ def test_usage_off_writes_only_the_zero_cost(pool: EnvoyPool, api: MessagesAPI, 
     assert r.seen.header_all("accept-encoding") == ["gzip, br"]
     assert line["budget_group"] == "default"
 
+
+
+# ---- a body that arrives while the credential is still being checked ------------------------------------
+@pytest.fixture(scope="module")
+def slow_gateways(module_pool: EnvoyPool, api: MessagesAPI, keys: Any) -> Any:
+    """Two gateways whose provider introspects opaque tokens at a stand-in IdP that can be slowed
+    down: usage alone, and usage with `models.enforce` (the gate reads the body, the meter follows)."""
+    idp = IdP(issuer="https://sso.example.com", audience="claude-desktop", keys=keys).start()
+    provider = {"name": "sso", "issuer": idp.issuer, "audiences": ["claude-desktop"],
+                "jwks": {"inline": idp.jwks_json()},
+                "opaque_tokens": {"style": "rfc7662", "uri": "https://sso.example.com/introspect", "cluster": "idp",
+                                  "timeout_ms": 4000}}
+    catalog = [{"id": "claude-sonnet-4-5", "display_name": "Sonnet", "created_at": "2025-09-29T00:00:00Z"}]
+    try:
+        yield idp, {
+            "usage": start_gateway(module_pool, "usage-pending", api, idp, providers=[provider],
+                                   usage={"cost_weights": WEIGHTS}),
+            "enforced": start_gateway(module_pool, "usage-pending-enforced", api, idp, providers=[provider],
+                                      usage={"cost_weights": WEIGHTS}, models={"catalog": catalog, "enforce": True}),
+        }
+    finally:
+        idp.stop()
+
+
+@pytest.mark.parametrize("which", ["usage", "enforced"])
+@pytest.mark.parametrize("first", [True, False], ids=["model-first", "model-last"])
+def test_a_body_held_while_the_token_is_checked_is_metered(slow_gateways: Any, which: str, first: bool) -> None:
+    """Introspection takes 1 s and the whole body arrives meanwhile. Envoy holds it (the headers
+    callback paused) and hands it to the body callback on resume: the record has the model, read
+    once (by the gate when models are enforced)."""
+    idp, gateways = slow_gateways
+    gw = gateways[which]
+    token = "opq_" + uuid.uuid4().hex
+    idp.add_opaque(token, {"active": True, "sub": "pat", "aud": "claude-desktop", "exp": int(time.time()) + 600})
+    padding = "x" * 50_000
+    body = ({"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": padding}]}
+            if first else {"max_tokens": 8, "messages": [{"role": "user", "content": padding}],
+                           "model": "claude-sonnet-4-5"})
+    idp.set_mode("delay", delay=1.0)
+    try:
+        r = gw.request(body=body, headers={"authorization": f"Bearer {token}", "x-standin-usage": "40,7,0,0"})
+    finally:
+        idp.set_mode("normal")
+    assert r.status == 200, r.text
+    assert r.elapsed >= 0.9, "the token was not introspected while the body arrived"
+    assert usage_of(log_line(gw, r.trace)) == complete("claude-sonnet-4-5", 40, 7, 0, 0)

@@ -243,7 +243,7 @@ mod request_gate {
         names.iter().map(|g| (*g).to_owned()).collect()
     }
 
-    fn no_buffer() -> Option<Vec<u8>> {
+    fn no_buffer() -> Option<&'static [u8]> {
         panic!("nothing was held: the buffer must not be read")
     }
 
@@ -259,15 +259,15 @@ mod request_gate {
         assert_eq!(gate.body(&m, || panic!("held chunks are not read"), true), Step::Hold);
         // Allowed for a user without `ml`: the held body (all of it, ended) is refused.
         let held = [head, tail].concat();
-        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&["eng"]), || Some(held));
+        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&["eng"]), || Some(&held[..]));
         assert_eq!(step, Step::Answer(Answer::Refused(Refusal::NotAllowed("claude-opus".into()))));
         // Answered: nothing more goes upstream.
-        assert_eq!(gate.body(&m, || Some(Vec::new()), true), Step::Hold);
+        assert_eq!(gate.body(&m, || Some(&[][..]), true), Step::Hold);
         assert_eq!(gate.trailers(&m), Step::Hold);
         // The same for a user in `ml` goes on.
         let mut gate = RequestGate::new(false);
         assert_eq!(gate.body(&m, || None, true), Step::Hold);
-        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&["ml"]), || Some(OPUS.to_vec()));
+        let step = gate.allowed(&m, "POST", "/v1/messages", None, groups(&["ml"]), || Some(OPUS));
         assert_eq!(step, Step::Continue);
         // A buffer that cannot be read is refused, never passed unscanned.
         let mut gate = RequestGate::new(false);
@@ -282,8 +282,8 @@ mod request_gate {
         let mut gate = RequestGate::new(false);
         assert_eq!(gate.allowed(&m, "POST", "/v1/messages", None, groups(&[]), no_buffer), Step::Continue);
         let (head, tail) = HAIKU.split_at(5);
-        assert_eq!(gate.body(&m, || Some(head.to_vec()), false), Step::Continue);
-        assert_eq!(gate.body(&m, || Some(tail.to_vec()), false), Step::Continue);
+        assert_eq!(gate.body(&m, || Some(head), false), Step::Continue);
+        assert_eq!(gate.body(&m, || Some(tail), false), Step::Continue);
         // The body ends with trailers: decided, and allowed.
         assert_eq!(gate.trailers(&m), Step::Continue);
         // A chunk that cannot be read whole is refused.
@@ -293,8 +293,28 @@ mod request_gate {
         // A refused model on the chunk that reveals it.
         let mut gate = RequestGate::new(false);
         gate.allowed(&m, "POST", "/v1/messages", None, groups(&[]), no_buffer);
-        let step = gate.body(&m, || Some(OPUS.to_vec()), false);
+        let step = gate.body(&m, || Some(OPUS), false);
         assert_eq!(step, Step::Answer(Answer::Refused(Refusal::NotAllowed("claude-opus".into()))));
+    }
+
+    #[test]
+    fn the_model_read_so_far_is_told_while_the_gate_scans() {
+        let m = models();
+        let mut gate = RequestGate::new(false);
+        assert_eq!(gate.body(&m, || panic!("held chunks are not read"), false), Step::Hold);
+        assert_eq!(gate.enforced_model(), None);
+        let (head, tail) = HAIKU.split_at(12);
+        assert_eq!(
+            gate.allowed(&m, "POST", "/v1/messages", None, groups(&[]), || Some(head)),
+            Step::Continue
+        );
+        assert_eq!(gate.enforced_model(), Some(None));
+        assert_eq!(gate.body(&m, || Some(tail), true), Step::Continue);
+        assert_eq!(gate.enforced_model(), Some(Some("claude-haiku")));
+        // Not enforced: nothing is scanned, so nothing is told.
+        let mut gate = RequestGate::new(false);
+        gate.allowed(&m, "POST", "/v1/complete", None, groups(&[]), no_buffer);
+        assert_eq!(gate.enforced_model(), None);
     }
 
     #[test]

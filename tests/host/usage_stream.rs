@@ -265,6 +265,32 @@ fn the_request_model_whatever_the_chunking() {
 }
 
 #[test]
+fn a_gated_request_takes_the_gate_s_model_and_writes_it_once_the_body_ends() {
+    let model = |meter: &mut Meter| {
+        let writes = meter.writes(&weights());
+        writes.into_iter().find(|(n, _)| *n == "gateway_model").map(|(_, v)| v)
+    };
+    let mut meter = Meter::new();
+    // Part of the body was held and scanned here before the gate took over.
+    meter.request_body(br#"{"max_tokens":5,"#, false);
+    meter.follow_gate(None, false);
+    assert!(meter.reads_request());
+    meter.follow_gate(Some("claude-haiku"), false);
+    assert_eq!(model(&mut meter), None, "not written before the body ends");
+    meter.follow_gate(Some("claude-haiku"), true);
+    assert!(!meter.reads_request());
+    assert_eq!(model(&mut meter).as_deref(), Some("claude-haiku"));
+    // Once done, later readings change nothing.
+    meter.follow_gate(Some("other"), true);
+    assert_eq!(meter.model(), Some("claude-haiku"));
+    // A body that ends with trailers: the request ends with the exchange.
+    let mut meter = Meter::new();
+    meter.follow_gate(Some("claude-opus"), false);
+    meter.end();
+    assert_eq!(model(&mut meter).as_deref(), Some("claude-opus"));
+}
+
+#[test]
 fn only_post_v1_messages_is_metered() {
     assert!(is_metered("POST", "/v1/messages"));
     assert!(is_metered("POST", "/v1/messages?beta=true"));
