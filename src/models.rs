@@ -62,6 +62,9 @@ impl Models {
         let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
         match segments.as_slice() {
             ["v1", "messages"] | ["v1", "messages", "count_tokens"] if self.enforce => Route::Enforced,
+            // A batch names a model per request (`requests[].params.model`), which the gate does not
+            // read: refused rather than a way around `enforce`.
+            ["v1", "messages", "batches"] if self.enforce && method == "POST" => Route::Batch,
             ["v1", "models"] if self.serve_list && method == "GET" => Route::List(query.to_owned()),
             ["v1", "models", id] if self.serve_list && method == "GET" => Route::One((*id).to_owned()),
             _ => Route::Other,
@@ -77,6 +80,8 @@ pub enum Route {
     One(String),
     /// A body whose `model` is enforced.
     Enforced,
+    /// Creating a message batch while models are enforced.
+    Batch,
     Other,
 }
 
@@ -169,6 +174,8 @@ pub enum Refusal {
     DuplicateModel,
     /// 400: not JSON.
     NotJson,
+    /// 403: message batches while models are enforced.
+    Batch,
 }
 
 impl Refusal {
@@ -179,6 +186,10 @@ impl Refusal {
             Refusal::ModelTooLong => format!("model: longer than {MAX_MODEL_BYTES} bytes"),
             Refusal::DuplicateModel => "model: the field appears more than once".to_owned(),
             Refusal::NotJson => "the request body is not valid JSON".to_owned(),
+            Refusal::Batch => {
+                "message batches are not available through this gateway: send each request to /v1/messages"
+                    .to_owned()
+            }
         }
     }
 }
@@ -326,6 +337,7 @@ impl RequestGate {
                 Some(body) => Answer::Found(body),
                 None => Answer::NotFound(id),
             }),
+            Route::Batch => self.answer(Answer::Refused(Refusal::Batch)),
             Route::Enforced => {
                 let mut gate = Box::new(BodyGate::new(content_length));
                 let held = if body_seen {
@@ -535,7 +547,12 @@ mod tests {
         assert_eq!(models.route("POST", "/v1/messages?beta=true"), Route::Enforced);
         assert_eq!(models.route("POST", "//v1/messages/"), Route::Enforced);
         assert_eq!(models.route("POST", "/v1/%6Dessages/count_tokens"), Route::Enforced);
-        assert_eq!(models.route("POST", "/v1/messages/batches"), Route::Other);
+        assert_eq!(models.route("POST", "/v1/messages/batches"), Route::Batch);
+        assert_eq!(models.route("POST", "/v1//messages/batches/"), Route::Batch);
+        assert_eq!(models.route("GET", "/v1/messages/batches"), Route::Other);
+        assert_eq!(models.route("POST", "/v1/messages/batches/msgbatch_1/cancel"), Route::Other);
+        let open = Models { catalog: vec![], serve_list: false, enforce: false };
+        assert_eq!(open.route("POST", "/v1/messages/batches"), Route::Other);
         assert_eq!(models.route("GET", "/v1/models?limit=5"), Route::List("limit=5".into()));
         assert_eq!(models.route("GET", "/v1/models/claude%2Dx"), Route::One("claude-x".into()));
         assert_eq!(models.route("POST", "/v1/models"), Route::Other);

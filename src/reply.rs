@@ -80,12 +80,12 @@ fn json_reply(status: u32, body: String, request_id: &str) -> Reply {
     Reply { status, headers, body }
 }
 
-/// A request body refused by `models.enforce`: 403 for a model the user may not use (with
+/// A request body refused by `models.enforce`: 403 for a model the user may not use or a batch (with
 /// `x-should-retry: false`, so clients show it at once), 400 for a body without a usable `model`.
 pub fn model_refusal(refusal: &Refusal, request_id: &str) -> Reply {
     let message = refusal.client_message();
     match refusal {
-        Refusal::NotAllowed(_) => {
+        Refusal::NotAllowed(_) | Refusal::Batch => {
             let mut reply = json_reply(403, error_body("permission_error", &message), request_id);
             reply.headers.push(("x-should-retry", "false".to_owned()));
             reply
@@ -250,6 +250,12 @@ mod tests {
             reply.body,
             r#"{"type":"error","error":{"type":"permission_error","message":"model claude-opus-\"x is not available to you"}}"#
         );
+        let reply = model_refusal(&Refusal::Batch, ID);
+        assert_eq!(reply.status, 403);
+        assert!(reply.headers.contains(&("x-should-retry", "false".to_owned())));
+        assert!(reply
+            .body
+            .contains(r#""type":"permission_error","message":"message batches are not available"#));
         for refusal in [Refusal::NoModel, Refusal::ModelTooLong, Refusal::DuplicateModel, Refusal::NotJson] {
             let reply = model_refusal(&refusal, ID);
             assert_eq!(reply.status, 400);

@@ -120,5 +120,6 @@ fn refusal_kind(refusal: &Refusal) -> &'static str {
         Refusal::ModelTooLong => "model too long",
         Refusal::DuplicateModel => "duplicate model",
         Refusal::NotJson => "not json",
+        Refusal::Batch => "message batch",
     }
 }

@@ -146,6 +146,20 @@ def test_refused_model_gets_403_naming_it(gw: Gateway, path: str) -> None:
     assert r.upstream == []
 
 
+@pytest.mark.parametrize("path", ["/v1/messages/batches", "/v1//messages/batches/"])
+def test_message_batches_are_refused_while_models_are_enforced(gw: Gateway, path: str) -> None:
+    """A batch names a model per request, which the gate does not read: creating one is refused, even
+    with only allowed models in it, so that it is no way around enforce. Reading batches is not."""
+    batch = {"requests": [{"custom_id": "1", "params": {"model": "claude-opus-4-1", "max_tokens": 16,
+                                                        "messages": [{"role": "user", "content": "hi"}]}}]}
+    r = gw.request(path=path, headers=_key("bob"), body=batch)  # bob may use claude-opus-4-1
+    assert _error(r, 403, "permission_error").startswith("message batches are not available through this gateway")
+    assert r.headers.get("x-should-retry") == "false"
+    assert r.upstream == []
+    r = gw.request(method="GET", path="/v1/messages/batches", headers=_key("alice"))
+    assert len(r.upstream) == 1 and r.upstream[0].header("x-gateway-user-id") == "alice"
+
+
 @pytest.mark.parametrize("raw, status, error_type", [
     (rb'{"mod\u0065l":"claude-opus-4-1","messages":[]}', 403, "permission_error"),
     (rb'{"model":"claude-\u0068aiku-4-5","messages":[]}', 200, None),
