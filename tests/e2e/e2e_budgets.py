@@ -20,7 +20,7 @@ import yaml
 
 import e2e_harness as harness
 import procs
-from e2e_gateway import TRACE, EnvoyPool, Gateway, plugin_config
+from e2e_gateway import TRACE, EnvoyPool, Gateway, Result, plugin_config
 from standins.idp import IdP
 from standins.messages_api import MessagesAPI
 
@@ -237,13 +237,14 @@ def start_gateway(pool: EnvoyPool, name: str, api: MessagesAPI, idp: IdP, budget
     return gw
 
 
-def stream(gw: Gateway, user: User, usage: str = USAGE, delay_ms: int = 0, **headers: str) -> Any:
-    """One streamed Messages request of `user` whose answer reports `usage`."""
-    return gw.request(body=STREAM, headers={**user.headers, "x-standin-usage": usage,
-                                            "x-standin-event-delay-ms": str(delay_ms), **headers})
+def stream(gw: Gateway, user: User, delay_ms: int = 0) -> Result:
+    """One streamed Messages request of `user` whose answer reports USAGE (cost COST), `delay_ms`
+    between its events."""
+    return gw.request(body=STREAM, headers={**user.headers, "x-standin-usage": USAGE,
+                                            "x-standin-event-delay-ms": str(delay_ms)})
 
 
-def assert_budget_refusal(r: Any) -> None:
+def assert_budget_refusal(r: Result) -> None:
     """The shipped 429 for a budget that resets later than a minute from now."""
     assert r.status == 429, (r.status, r.text)
     assert r.headers["x-should-retry"] == "false"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +18,7 @@ import pytest
 
 from e2e_budgets import (BUDGET_MESSAGE, COST, Budgets, User, assert_budget_refusal, away_from_midnight,
                          budgets_plugin, jwt_user, lines_of, logged_costs, rls_config, start_gateway, stream, users)
-from e2e_gateway import EnvoyPool, Gateway
+from e2e_gateway import EnvoyPool, Gateway, Result
 from standins.idp import IdP
 from standins.messages_api import MessagesAPI
 from test_claude_code import claude, run_claude  # noqa: F401 - claude: the CLI fixture
@@ -28,7 +27,7 @@ USER_BUDGET = 1000           # tokens_user, per UTC day
 GROUP_BUDGET = 600           # tokens_group without a value of its own
 BIG = 1_000_000              # research's group budget: only the user budget bites for its members
 BUDGET_GROUPS = ["research", "squad", "other"]
-IN_FLIGHT = 4                # concurrent streams of the overshoot case
+IN_FLIGHT = 4                # clients streaming at once in the overshoot case
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +42,11 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Budgets]:
 
 @pytest.fixture(scope="module")
 def people(idp: IdP) -> dict[str, User]:
-    suffix = uuid.uuid4().hex[:6]   # fresh ids per run: no counter of another run can count
-    made = users({f"{n}-{suffix}": g for n, g in [("ann", "research"), ("ben", "research"), ("dana", "research"), ("gus", "research"),
-                                                  ("alice", "squad"), ("carol", "other"),
-                                                  ("erin", "research"), ("fran", "research")]})
-    bob = jwt_user(idp, f"bob-{suffix}", "squad")
-    made[bob.name] = bob
-    return {name.rsplit("-", 1)[0]: user for name, user in made.items()}
+    """API-key users, and bob, a JWT user (the module's Redis starts empty: fixed ids are fresh)."""
+    people = users({"ann": "research", "ben": "research", "dana": "research", "gus": "research",
+                    "erin": "research", "fran": "research", "alice": "squad", "carol": "other"})
+    people["bob"] = jwt_user(idp, "bob", "squad")
+    return people
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +102,7 @@ def test_overshoot_is_bounded_by_the_streams_in_flight(svc: Budgets, replicas: l
     can also pass its check in the few milliseconds before the last answer's charge lands."""
     user = people["dana" if pause else "gus"]
     seq = itertools.count()
-    results: list[Any] = []
+    results: list[Result] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
 
