@@ -1,175 +1,161 @@
-"""Budgets in the real Envoy: the built filter sets x-gateway-user-id, envoy.filters.http.ratelimit asks
-the real gateway-ratelimit (counters in a real redis-server), and refused requests get the 429 of
-envoy/examples/budgets.yaml (its local_reply_config is read from that file, so this tests the shipped
-mapper). The charge at stream end (wasm.gateway_cost) is not covered here.
+"""Budgets in the real Envoy, one replica at a time: the built filter sets x-gateway-user-id,
+envoy.filters.http.ratelimit asks the real gateway-ratelimit (counters in a real redis-server), and
+refused requests get the 429 of envoy/examples/budgets.yaml (its rate limiting is read from that file,
+so this tests what ships). Per-user request rate, shadow mode, the rate-limit service or Redis down
+(fail open, fail closed with 500 or `status_on_error`), Redis back without restarting the service.
+Budgets across two replicas: test_budgets_fleet.py.
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-import httpx
 import pytest
-import yaml
 
-import e2e_harness as harness
-import procs
-from e2e_gateway import CI_KEY, plugin_config
+from e2e_budgets import (COST, Budgets, User, assert_budget_refusal, away_from_midnight, budgets_plugin,
+                         lines_of, logged_costs, rls_config, start_gateway, stream, users)
+from e2e_gateway import EnvoyPool, Gateway
 from standins.idp import IdP
 from standins.messages_api import MessagesAPI
 
-REPO = Path(__file__).resolve().parents[2]
-RLS_CONFIG = """
-domain: budgets
-descriptors:
-  - key: requests_user
-    rate_limit: {unit: minute, requests_per_unit: 2}
-  - key: tokens_user
-    rate_limit: {unit: day, requests_per_unit: 1000}
-"""
-BODY = {"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+USER_BUDGET = 1000
+RATE = 2          # requests per minute of rate-user
+SHADOW = 1        # requests per minute of shadow-user, in shadow mode
 
 
-def _wait_port(port: int, what: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what} did not listen on {port}")
-            time.sleep(0.05)
-
-
-def _shipped_local_reply_config() -> dict[str, Any]:
-    doc = yaml.safe_load((REPO / "envoy/examples/budgets.yaml").read_text())
-    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    return hcm["local_reply_config"]
-
-
-class Budgets:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.redis_port = procs.free_port()
-        self.rls_port = procs.free_port()
-        (tmp / "rls.yaml").write_text(RLS_CONFIG)
-        built = subprocess.run(["cargo", "build", "--quiet", "-p", "gateway-ratelimit"], cwd=REPO)
-        assert built.returncode == 0, "cargo build -p gateway-ratelimit failed"
-        self.redis = procs.spawn(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-                                 open(tmp / "redis.log", "wb"))
-        _wait_port(self.redis_port, "redis-server")
-        self.rls: subprocess.Popen[bytes] | None = None
-        self.start_rls()
-
-    def start_rls(self) -> None:
-        self.rls = procs.spawn([str(REPO / "target/debug/gateway-ratelimit"), "--config", str(self.tmp / "rls.yaml"),
-                                "--redis", f"redis://127.0.0.1:{self.redis_port}",
-                                "--listen", f"127.0.0.1:{self.rls_port}"], open(self.tmp / "rls.log", "ab"))
-        _wait_port(self.rls_port, "gateway-ratelimit")
-
-    def redis_cli(self, *args: str) -> str:
-        return subprocess.run(["redis-cli", "-p", str(self.redis_port), *args], capture_output=True,
-                              text=True, check=True).stdout.strip()
-
-    def stop(self) -> None:
-        for p in (self.rls, self.redis):
-            if p is not None:
-                procs.stop(p)
-
-
-def _envoy_config(api: MessagesAPI, idp: IdP, wasm: Path, rls_port: int, deny: bool) -> dict[str, Any]:
-    cfg = harness.envoy_config(upstream_port=api.port, plugin_config=plugin_config(idp), wasm=wasm,
-                               clusters={"idp": idp.port})
-    rls = harness.static_cluster("ratelimit", rls_port)
-    rls["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        "explicit_http_config": {"http2_protocol_options": {}}}}
-    cfg["static_resources"]["clusters"].append(rls)
-    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["local_reply_config"] = _shipped_local_reply_config()
-    hcm["http_filters"].insert(-1, {"name": "envoy.filters.http.ratelimit", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
-        "domain": "budgets", "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
-        "failure_mode_deny": deny, "timeout": "1s",
-        "rate_limit_service": {"transport_api_version": "V3",
-                               "grpc_service": {"envoy_grpc": {"cluster_name": "ratelimit"}}}}})
-    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
-    route["typed_per_filter_config"] = {"envoy.filters.http.ratelimit": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute",
-        "rate_limits": [
-            {"actions": [{"request_headers": {"header_name": "x-gateway-user-id", "descriptor_key": "requests_user"}}]},
-            {"actions": [{"request_headers": {"header_name": "x-gateway-user-id", "descriptor_key": "tokens_user"}}],
-             "hits_addend": {"number": 0}}]}}
-    return cfg
-
-
-@pytest.fixture
-def budgets(tmp_path: Path) -> Iterator[Budgets]:
-    b = Budgets(tmp_path)
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Budgets]:
+    away_from_midnight()
+    b = Budgets(tmp_path_factory.mktemp("budgets"), rls_config(
+        {("tokens_user", None): USER_BUDGET, ("tokens_group", None): 100_000,
+         ("tokens_group", "research"): 100_000, ("requests_user", None): 10_000},
+        extra=[{"key": "requests_user", "value": "rate-user",
+                "rate_limit": {"unit": "minute", "requests_per_unit": RATE}},
+               {"key": "requests_user", "value": "shadow-user", "shadow_mode": True,
+                "rate_limit": {"unit": "minute", "requests_per_unit": SHADOW, "name": "shadow rate"}}]))
     yield b
     b.stop()
 
 
-def _start(tmp: Path, name: str, envoy_bin: Path, cfg: dict[str, Any]) -> harness.Envoy:
-    return harness.Envoy(envoy_bin, tmp / name, name).start(cfg)
+@pytest.fixture(scope="module")
+def people() -> dict[str, User]:
+    return users({"rate-user": "research", "shadow-user": "research", "spent-user": "research",
+                  "outage-user": "research", "back-user": "research"})
 
 
-def _post(envoy: harness.Envoy, key: str | None = CI_KEY) -> httpx.Response:
-    headers = {"x-api-key": key} if key else {}
-    return httpx.post(envoy.url + "/v1/messages", json=BODY, headers=headers, timeout=30)
+@pytest.fixture(scope="module")
+def gateways(module_pool: EnvoyPool, api: MessagesAPI, idp: IdP, svc: Budgets,
+             people: dict[str, User]) -> dict[str, Gateway]:
+    """The same gateway failing open (as shipped), closed (500) and closed with status_on_error 429."""
+    plugin = budgets_plugin(idp, people, ["research"])
+    return {"open": start_gateway(module_pool, "budgets-open", api, idp, svc, plugin),
+            "closed": start_gateway(module_pool, "budgets-closed", api, idp, svc, plugin, deny=True),
+            "closed-429": start_gateway(module_pool, "budgets-closed-429", api, idp, svc, plugin, deny=True,
+                                        status_on_error=429)}
+
+
+def one_minute_window(requests: int) -> int:
+    """Waits until `requests` quick requests fit in the current UTC minute; its start."""
+    if 60 - time.time() % 60 < 1 + requests:
+        time.sleep(60 - time.time() % 60 + 0.2)
+    return int(time.time()) // 60 * 60
 
 
 def test_request_rate_and_budget_refusals_have_the_messages_api_shape(
-        budgets: Budgets, api: MessagesAPI, idp: IdP, wasm: Path, envoy_bin: Path, tmp_path: Path) -> None:
-    with _start(tmp_path, "budgets", envoy_bin, _envoy_config(api, idp, wasm, budgets.rls_port, False)) as envoy:
-        if 60 - time.time() % 60 < 5:  # all three requests in one minute window
-            time.sleep(60 - time.time() % 60 + 0.5)
-        now = time.time()
-        assert [_post(envoy).status_code for _ in range(2)] == [200, 200]
-        r = _post(envoy)
-        assert r.status_code == 429
-        assert r.json() == {"type": "error", "error": {
-            "type": "rate_limit_error", "message": f"Too many requests on this gateway; retry in {r.headers['retry-after']} seconds."}}
-        assert r.headers["content-type"] == "application/json"
-        assert 1 <= int(r.headers["retry-after"]) <= 60
-        assert r.headers["retry-after"] == r.headers["x-ratelimit-reset"]
-        assert "x-should-retry" not in r.headers
-        # An unauthenticated request is refused by the filter before any counting.
-        assert _post(envoy, key=None).status_code == 401
-        day = int(now) // 86400 * 86400
-        assert budgets.redis_cli("get", f"budgets_requests_user_ci-bot_{int(now) // 60 * 60}") == "3"
-        # The token budget check (hits 0) counts nothing; over the budget it refuses for the day.
-        assert budgets.redis_cli("exists", f"budgets_tokens_user_ci-bot_{day}") == "0"
-        budgets.redis_cli("set", f"budgets_tokens_user_ci-bot_{day}", "1001")
-        budgets.redis_cli("del", f"budgets_requests_user_ci-bot_{int(time.time()) // 60 * 60}")
-        r = _post(envoy)
-        assert r.status_code == 429
-        assert r.headers["x-should-retry"] == "false"
-        reset = int(r.headers["retry-after"])
-        assert reset == 86400 - int(time.time()) % 86400 or reset == 86400 - int(now) % 86400
-        assert r.json()["error"]["type"] == "rate_limit_error"
-        assert r.json()["error"]["message"].startswith("Your budget on this gateway is used up; it resets in")
+        svc: Budgets, gateways: dict[str, Gateway], people: dict[str, User]) -> None:
+    gw, user = gateways["open"], people["rate-user"]
+    minute = one_minute_window(RATE + 2)
+    assert [gw.request(headers=user.headers).status for _ in range(RATE)] == [200] * RATE
+    r = gw.request(headers=user.headers)
+    assert r.status == 429
+    assert r.json() == {"type": "error", "error": {
+        "type": "rate_limit_error", "message": f"Too many requests on this gateway; retry in {r.headers['retry-after']} seconds."}}
+    assert r.headers["content-type"] == "application/json"
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert r.headers["retry-after"] == r.headers["x-ratelimit-reset"]
+    assert "x-should-retry" not in r.headers
+    assert r.upstream == []
+    # An unauthenticated request is refused by the filter before any counting.
+    assert gw.request(headers={"x-api-key": "sk-not-a-key"}).status == 401
+    assert svc.counter("requests_user", user.name, minute) == RATE + 1
+    # The token budget check (hits 0) counts nothing: only the stream-end charges of the answered
+    # requests do (a non-streamed answer has a cost too), and the refused one costs 0.
+    costs = logged_costs([gw], "user", user.name, at_least=RATE + 1)
+    assert len(costs) == RATE + 1 and costs[-1] == 0 and all(c > 0 for c in costs[:-1]), costs
+    assert svc.wait_counter("tokens_user", user.name, sum(costs)) == sum(costs)
+    # Over the budget it refuses until the UTC day ends, with x-should-retry: false.
+    spent = people["spent-user"]
+    svc.preset_counter("tokens_user", spent.name, USER_BUDGET + 1)
+    assert_budget_refusal(gw.request(headers=spent.headers))
+    assert svc.counter("tokens_user", spent.name) == USER_BUDGET + 1, "a refused request is not charged"
 
 
-def test_rate_limit_service_down_fails_open_or_closed(
-        budgets: Budgets, api: MessagesAPI, idp: IdP, wasm: Path, envoy_bin: Path, tmp_path: Path) -> None:
-    with _start(tmp_path, "open", envoy_bin, _envoy_config(api, idp, wasm, budgets.rls_port, False)) as open_, \
-         _start(tmp_path, "closed", envoy_bin, _envoy_config(api, idp, wasm, budgets.rls_port, True)) as closed:
-        assert _post(open_).status_code == 200 and _post(closed).status_code == 200
-        assert budgets.rls is not None
-        procs.stop(budgets.rls)
-        assert _post(open_).status_code == 200       # failure_mode_deny: false passes
-        assert _post(closed).status_code == 500      # failure_mode_deny: true refuses
-        assert open_.stats("ratelimit").get("cluster.messages_api.ratelimit.failure_mode_allowed", 0) >= 1
-        budgets.start_rls()
-        budgets.redis_cli("flushall")  # ci-bot's request rate is used up by now
-        deadline = time.monotonic() + 10
-        while _post(closed).status_code != 200:
-            assert time.monotonic() < deadline, "Envoy did not recover with the rate-limit service back"
-            time.sleep(0.2)
+def test_shadow_mode_logs_but_does_not_refuse(svc: Budgets, gateways: dict[str, Gateway],
+                                              people: dict[str, User]) -> None:
+    gw, user = gateways["open"], people["shadow-user"]
+    minute = one_minute_window(SHADOW + 2)
+    assert [gw.request(headers=user.headers).status for _ in range(SHADOW + 2)] == [200] * (SHADOW + 2)
+    assert svc.counter("requests_user", user.name, minute) == SHADOW + 2
+    lines = svc.rls_lines(f"requests_user=sha256:{user.fingerprint}")
+    assert lines == [f"gateway-ratelimit: over limit: domain=budgets answer=OK descriptor=requests_user="
+                     f"sha256:{user.fingerprint} limit={SHADOW}/minute name=\"shadow rate\" shadow_mode"] * 2, lines
+    assert user.name not in svc.rls_log.read_text(), "the service logged a user id"
+
+
+def assert_failure_modes(gateways: dict[str, Gateway], user: User) -> None:
+    """While the service cannot answer: the open gateway passes, counted only in Envoy's
+    failure_mode_allowed statistic (Envoy sets the RLSE flag only on requests it refuses); the
+    closed ones refuse, with 500 or status_on_error, flag RLSE."""
+    stat = "cluster.messages_api.ratelimit.failure_mode_allowed"
+    allowed = gateways["open"].envoy.stats(stat).get(stat, 0)
+    passed = gateways["open"].request(headers=user.headers)
+    assert passed.status == 200, passed.text
+    assert gateways["open"].envoy.stats(stat)[stat] == allowed + 1
+    refused = [gateways["closed"].request(headers=user.headers), gateways["closed-429"].request(headers=user.headers)]
+    assert [r.status for r in refused] == [500, 429]
+    assert all(r.upstream == [] for r in refused)
+    flags = [line["flags"] for name, r in zip(("open", "closed", "closed-429"), [passed, *refused])
+             for line in lines_of([gateways[name]], "trace", r.trace, at_least=1)]
+    assert flags == ["-", "RLSE", "RLSE"], flags
+
+
+def wait_closed_passes(gateways: dict[str, Gateway], user: User) -> None:
+    deadline = time.monotonic() + 15
+    while gateways["closed"].request(headers=user.headers).status != 200:
+        assert time.monotonic() < deadline, "the fail-closed gateway did not recover"
+        time.sleep(0.2)
+
+
+def test_rate_limit_service_down_fails_open_or_closed(svc: Budgets, gateways: dict[str, Gateway],
+                                                      people: dict[str, User]) -> None:
+    user = people["outage-user"]
+    assert all(gw.request(headers=user.headers).status == 200 for gw in gateways.values())
+    svc.stop_rls()
+    try:
+        assert_failure_modes(gateways, user)
+    finally:
+        svc.start_rls()
+    wait_closed_passes(gateways, user)
+
+
+def test_redis_restart_is_survived_without_restarting_the_service(svc: Budgets, gateways: dict[str, Gateway],
+                                                                  people: dict[str, User]) -> None:
+    user = people["outage-user"]
+    rls = svc.rls
+    assert rls is not None
+    svc.stop_redis()
+    try:
+        assert_failure_modes(gateways, user)
+        assert svc.rls_lines("gateway-ratelimit: redis unavailable, answering errors"), "outage not logged"
+    finally:
+        svc.start_redis()   # the same port, empty (no persistence)
+    wait_closed_passes(gateways, user)
+    assert svc.rls is rls and rls.poll() is None, "the service was restarted"
+    assert svc.rls_lines("gateway-ratelimit: redis reachable again")
+    # It counts again: a request, and a streamed answer's cost at its end.
+    back = people["back-user"]
+    minute = one_minute_window(1)
+    assert stream(gateways["open"], back).status == 200
+    assert svc.counter("requests_user", back.name, minute) == 1
+    assert svc.wait_counter("tokens_user", back.name, COST) == COST
