@@ -122,9 +122,10 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 # Envoy for `make run`: ENVOY_BIN, .venv's, an `envoy` on PATH, or `func-e run` when only func-e is
-# installed.
+# installed. BUDGETS=1 adds redis-server and gateway-ratelimit with demo budgets (docs/budgets.md).
+BUDGETS ?=
 run: $(SETUP_STAMP) build
-	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"
+	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)" $(if $(filter-out 0 no false,$(BUDGETS)),--budgets)
 
 lint:
 	cargo fmt --all --check
