@@ -80,6 +80,7 @@ def _redis_get(port: int, key: str) -> str:
 
 
 def test_make_run_budgets_shows_the_429s_and_stops_everything(envoy_bin: Path, wasm: Path, tmp_path: Path) -> None:
+    # `wasm`: the session's check that the filter is built; run_dev.py loads dist/ as `make run` does.
     log = tmp_path / "run_dev.log"
     with log.open("wb") as out:
         runner = procs.spawn([sys.executable, str(REPO / "tests/standins/run_dev.py"), "--envoy", str(envoy_bin),

@@ -77,6 +77,13 @@ def start_budgets(ports: DevPorts, tmp: Path) -> None:
     what is missing or failed."""
     if not shutil.which("redis-server"):
         raise SystemExit("BUDGETS=1 needs redis-server: `make setup` installs Debian's (apt-get install redis-server)")
+    for what, port in (("Redis", ports.redis), ("gateway-ratelimit", ports.rls)):
+        # Checked first: a Redis already listening there would otherwise answer in place of ours.
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise SystemExit(f"port 127.0.0.1:{port} for {what} is taken ({exc.strerror})") from None
     print("cargo build -p gateway-ratelimit", flush=True)
     if subprocess.run(["cargo", "build", "--quiet", "-p", "gateway-ratelimit"], cwd=REPO).returncode != 0:
         raise SystemExit("cargo build -p gateway-ratelimit failed")
