@@ -61,7 +61,7 @@ check-envoy:
 	  echo "error: no Envoy found: set ENVOY_BIN, run 'make setup', or put envoy on PATH" >&2; exit 1; fi
 
 # Every test: lint (fmt, clippy with unwrap/expect/panic/indexing denied), host unit tests, `envoy --mode validate` on every Envoy config (the Kubernetes
-# manifests under envoy/istio and envoy/envoy-gateway are checked by tests/deploy), end to end.
+# manifests under envoy/istio, envoy/envoy-gateway and envoy/kubernetes are checked by tests/deploy), end to end.
 test: $(SETUP_STAMP) lint unit-test validate e2e deploy-test
 
 # The filter's tests, then the rate-limit service's (ratelimit/: config host tests, and end to end
@@ -71,7 +71,7 @@ unit-test:
 	cargo test --locked -p gateway-ratelimit
 
 validate: $(SETUP_STAMP) build check-envoy
-	@set -e; for f in $$(find envoy -name '*.yaml' -not -path 'envoy/istio/*' -not -path 'envoy/envoy-gateway/*' | sort); do \
+	@set -e; for f in $$(find envoy -name '*.yaml' -not -path 'envoy/istio/*' -not -path 'envoy/envoy-gateway/*' -not -path 'envoy/kubernetes/*' | sort); do \
 	  echo "envoy --mode validate $$f"; \
 	  "$(ENVOY_BIN)" --mode validate -c "$$f" --log-level error >/dev/null; \
 	done
@@ -79,7 +79,7 @@ validate: $(SETUP_STAMP) build check-envoy
 e2e: $(SETUP_STAMP) build check-envoy
 	$(PYTHON) -m pytest tests/e2e -q
 
-# Kubernetes manifests (envoy/istio, envoy/envoy-gateway) and deploy/ scripts; their plugin configs go
+# Kubernetes manifests (envoy/istio, envoy/envoy-gateway, envoy/kubernetes) and deploy/ scripts; their plugin configs go
 # through `envoy --mode validate` with the real filter.
 deploy-test: $(SETUP_STAMP) build check-envoy
 	$(PYTHON) -m pytest tests/deploy -q
@@ -122,9 +122,10 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 # Envoy for `make run`: ENVOY_BIN, .venv's, an `envoy` on PATH, or `func-e run` when only func-e is
-# installed.
+# installed. BUDGETS=1 adds redis-server and gateway-ratelimit with demo budgets (docs/budgets.md).
+BUDGETS ?=
 run: $(SETUP_STAMP) build
-	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)"
+	$(PYTHON) tests/standins/run_dev.py --envoy "$(ENVOY_BIN)" $(if $(filter-out 0 no false,$(BUDGETS)),--budgets)
 
 lint:
 	cargo fmt --all --check

@@ -28,7 +28,12 @@ sys.path.insert(0, str(REPO / "tests"))
 from procs import free_port  # noqa: E402,F401 - the tests take it from here
 ISTIO_DIR = REPO / "envoy" / "istio"
 ENVOY_GATEWAY_DIR = REPO / "envoy" / "envoy-gateway"
-MANIFEST_DIRS = (ISTIO_DIR, ENVOY_GATEWAY_DIR)
+# Budgets (docs/budgets.md): optional add-ons, applied on their own, and the rate-limit service and
+# Redis that both platforms use.
+ISTIO_BUDGETS_DIR = ISTIO_DIR / "budgets"
+ENVOY_GATEWAY_BUDGETS_DIR = ENVOY_GATEWAY_DIR / "budgets"
+KUBERNETES_DIR = REPO / "envoy" / "kubernetes"
+MANIFEST_DIRS = (ISTIO_DIR, ENVOY_GATEWAY_DIR, ISTIO_BUDGETS_DIR, ENVOY_GATEWAY_BUDGETS_DIR, KUBERNETES_DIR)
 WASM = REPO / "dist" / "gateway_filter.wasm"
 MIN_WASM_BYTES = 10 * 1024  # a real build is far larger; anything smaller is a placeholder
 
