@@ -115,6 +115,10 @@ def assert_failure_modes(gateways: dict[str, Gateway], user: User) -> None:
     refused = [gateways["closed"].request(headers=user.headers), gateways["closed-429"].request(headers=user.headers)]
     assert [r.status for r in refused] == [500, 429]
     assert all(r.upstream == [] for r in refused)
+    for r in refused:  # the shipped RLSE mapper: the Messages API's shape, retried a little later
+        assert r.json() == {"type": "error", "error": {
+            "type": "api_error", "message": "The gateway's budget service is unavailable; retry shortly."}}
+        assert (r.headers["retry-after"], r.headers["x-should-retry"]) == ("5", "true")
     flags = [line["flags"] for name, r in zip(("open", "closed", "closed-429"), [passed, *refused])
              for line in lines_of([gateways[name]], "trace", r.trace, at_least=1)]
     assert flags == ["-", "RLSE", "RLSE"], flags
