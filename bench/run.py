@@ -46,10 +46,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from settings import (BENCHMARKS_MD, COLD_TOKENS, KEEP, NOOP_WASM, REPO, ROUNDS, SECONDS, WARMUP, WASM,
-                      WRITE, BenchError)
+from settings import (BENCHMARKS_MD, COLD_TOKENS, KEEP, MODEL_FIRST_BODY, NOOP_WASM, REPO, ROUNDS, SECONDS,
+                      WARMUP, WASM, WRITE, BenchError)
 import trim_exports  # noqa: E402  (settings put tools/ and tests/ on the path)
 from envoy_process import EnvoyError, log  # noqa: E402
+from budget_service import BudgetService  # noqa: E402
 from measure import Context, Measurement, measure  # noqa: E402
 from procs import interrupt_on_signals, stop_all  # noqa: E402
 from report import machine_facts, med, report_block, summarize, write_benchmarks  # noqa: E402
@@ -122,7 +123,11 @@ def main() -> int:
         pools = mint_pools(keys, workdir)
         log(f"bench: keys and {sum(1 for _ in pools)} token pools ready in {time.monotonic() - t:.0f} s "
             f"({COLD_TOKENS} cold tokens per algorithm)")
-        ctx = Context(envoy_bin, wrk, wasm, noop, keys, pools, workdir, envoy_cpu, wrk_cpu)
+        bodies = {"model-first": workdir / "model-first.json"}
+        bodies["model-first"].write_text(MODEL_FIRST_BODY)
+        # gateway-ratelimit and Redis share wrk's core: Envoy's stays for Envoy alone.
+        budgets = BudgetService(workdir, wrk_cpu) if any(v.budgets for v in variants) else None
+        ctx = Context(envoy_bin, wrk, wasm, noop, keys, pools, workdir, envoy_cpu, wrk_cpu, bodies, budgets)
         for rnd in range(1, ROUNDS + 1):
             shift = (rnd - 1) % len(variants)
             order = variants[shift:] + variants[:shift]
@@ -130,9 +135,10 @@ def main() -> int:
                 m = measure(v, rnd, ctx)
                 results.append(m)
                 note = ("; " + "; ".join(m.warnings)) if m.warnings else ""
+                aux = "".join(f"  {name} {us:.0f} µs/req" for name, us in m.aux_cpu_us_per_req.items())
                 log(f"[round {rnd}/{ROUNDS}] {v.id:<20} {m.rps:8.0f} req/s  p50 {m.p50_ms:7.2f} ms  "
                     f"p99 {m.p99_ms:7.2f} ms  Envoy {m.envoy_cpu_us_per_req:5.0f} µs/req "
-                    f"({m.envoy_cpu_util:.0%} CPU)  wrk {m.wrk_cpu_util:.0%} CPU  "
+                    f"({m.envoy_cpu_util:.0%} CPU)  wrk {m.wrk_cpu_util:.0%} CPU{aux}  "
                     f"{m.requests} responses {m.statuses}{note}")
                 (workdir / "results.json").write_text(json.dumps(
                     [m_.__dict__ for m_ in results], indent=1, default=str))
