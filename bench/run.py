@@ -21,6 +21,13 @@ Variants (each RS256 and ES256 where it applies):
                             forgery, to compare with filter-flood-rs256
   filter-flood-rs256-nokid  forged RS256 tokens without kid against a JWKS of 8 RSA keys (the real
                             one first): a kid-less token is tried against at most 2 keys
+  models-open               the warm RS256 filter, a 2 KB body with `model` first, a one-model catalog
+  models-enforce            the same with models.enforce (checked first: another model gets 403)
+  budgets                   filter-warm-rs256 plus envoy/examples/budgets.yaml's rate-limit filter and
+                            rate_limits, asking target/release/gateway-ratelimit on a redis-server that
+                            this run starts (bench/budget_service.py); budgets never reached
+The last three are reported as additions to the variant they extend (models-open, filter-warm-rs256),
+which BENCH_VARIANTS brings along.
 
 Sanity checks (never timing): before each measurement one valid and one forged request must get the
 expected status (200/401, both 200 without auth); afterwards every response of a valid-token run
