@@ -44,7 +44,7 @@ from typing import Any
 
 from settings import NOOP_WASM, REPO, ROUNDS, WASM, WRITE, BenchError
 from envoy_process import Envoy, EnvoyError, env_int, log, wasm_filter  # noqa: E402
-from measure import process_cpu_seconds, run_wrk_script  # noqa: E402
+from measure import run_wrk_script  # noqa: E402
 from procs import interrupt_on_signals, stop_all  # noqa: E402
 from report import fmt_range, med, write_benchmarks  # noqa: E402
 from run import find_envoy, pick_cpus  # noqa: E402
