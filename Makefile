@@ -40,6 +40,8 @@ setup:
 	@mkdir -p .tools/bin && ln -sfn "$(CLAUDE_BIN)" .tools/bin/claude   # for people: .tools/bin/claude
 	@# redis-server for the budget tests (ratelimit/, tests/e2e/test_budgets.py); Debian's package, as root.
 	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@# wrk for `make bench` and `make loadtest`; Debian's package, as root.
+	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	touch $(SETUP_STAMP)
 
 $(SETUP_STAMP): Makefile tests/requirements.txt $(if $(wildcard $(CLAUDE_BIN)),,FORCE) $(if $(shell command -v redis-server),,FORCE)
@@ -92,15 +94,20 @@ dist: build
 oci: build
 	deploy/oci.sh
 
-# The model-scan micro-bench (bench/json_scan, wasm32 under Node), then throughput and latency against plain Envoy, Wasm baselines (bench/noop) and native jwt_authn (~12 min; needs wrk and node). Settings:
-# BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS, ... (bench/run.py). Refreshes BENCHMARKS.md.
+# The model-scan micro-bench (bench/json_scan, wasm32 under Node); then bench/run.py: throughput, latency and
+# Envoy CPU per request against plain Envoy, Wasm baselines (bench/noop), native jwt_authn, and what
+# models.enforce and the budgets (rate-limit filter, gateway-ratelimit, Redis) add (~15 min); then
+# bench/streaming.py: Envoy CPU per streamed answer with and without usage metering (~3 min). Needs wrk,
+# node and redis-server. Settings: BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS, ... (BENCHMARKS.md).
+# Refreshes BENCHMARKS.md.
 bench: build check-envoy
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
+	cargo build --release -p gateway-ratelimit
 	@# The request-body model scan (models.enforce) compiled to wasm32 under Node's V8 (bench/json_scan).
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/json_scan/Cargo.toml
 	node bench/rsa/run-wasm.mjs bench/json_scan/target/$(WASM_TARGET)/release/json-scan-bench.wasm
 	$(PYTHON) bench/run.py
-	$(PYTHON) bench/usage_stream.py
+	$(PYTHON) bench/streaming.py
 
 # ~2 minutes of mixed load through a key rotation and an IdP outage, checked at the upstream;
 # LOAD_SECONDS (>= 60) changes the duration. Needs wrk. Then the soak. Writes tests/load/RESULTS.md.

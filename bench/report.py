@@ -83,6 +83,26 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def additions_table(rows: list[dict[str, Any]]) -> str:
+    """What the models and budgets variants add to the variant they extend (medians over the rounds;
+    for the budgets variant also the rate-limit service's and Redis' CPU per request)."""
+    by = {row["variant"].id: row for row in rows}
+    lines = ["| variant | over | + p50 ms | + p99 ms | + Envoy CPU µs/req | gateway-ratelimit CPU µs/req "
+             "| Redis CPU µs/req |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        v: Variant = row["variant"]
+        base = by.get(v.compare)
+        if base is None:
+            continue
+        aux = {name: med([m.aux_cpu_us_per_req[name] for m in row["ms"]])
+               for name in row["ms"][0].aux_cpu_us_per_req}
+        lines.append(f"| {v.id} | {v.compare} | {med(row['p50']) - med(base['p50']):+.3f} | "
+                     f"{med(row['p99']) - med(base['p99']):+.3f} | {med(row['cpu']) - med(base['cpu']):+.1f} | "
+                     f"{format(aux['gateway-ratelimit'], '.0f') if 'gateway-ratelimit' in aux else '—'} | "
+                     f"{format(aux['redis-server'], '.0f') if 'redis-server' in aux else '—'} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def pct(x: float) -> str:
     return "—" if x != x else f"{x:.0%}"
 
@@ -206,6 +226,9 @@ def report_block(facts: dict[str, str], rows: list[dict[str, Any]], started: flo
         "",
         table(rows),
         "",
+        *([f"What enforcing the model and the budgets add (medians; the variants are described under "
+           f"[Models and budgets](#models-and-budgets)):", "", additions_table(rows), ""]
+          if additions_table(rows) else []),
         "Per round (the order of the variants rotates from round to round), and how busy each "
         "process's core was during the measurement:",
         "",
@@ -294,12 +317,15 @@ a timing.
 """
 
 
-def write_benchmarks(block: str) -> None:
+def write_benchmarks(block: str, markers: tuple[str, str] = (BEGIN, END)) -> None:
+    """`block` (which starts and ends with `markers`) in place of the marked block of BENCHMARKS.md,
+    or at its end when it has none; the rest of the file is left alone."""
+    begin, end = markers
     if BENCHMARKS_MD.exists():
         text = BENCHMARKS_MD.read_text()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            tail = rest.split(END, 1)[1]
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            tail = rest.split(end, 1)[1]
             text = head + block + tail
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"

@@ -21,6 +21,13 @@ Variants (each RS256 and ES256 where it applies):
                             forgery, to compare with filter-flood-rs256
   filter-flood-rs256-nokid  forged RS256 tokens without kid against a JWKS of 8 RSA keys (the real
                             one first): a kid-less token is tried against at most 2 keys
+  models-open               the warm RS256 filter, a 2 KB body with `model` first, a one-model catalog
+  models-enforce            the same with models.enforce (checked first: another model gets 403)
+  budgets                   filter-warm-rs256 plus envoy/examples/budgets.yaml's rate-limit filter and
+                            rate_limits, asking target/release/gateway-ratelimit on a redis-server that
+                            this run starts (bench/budget_service.py); budgets never reached
+The last three are reported as additions to the variant they extend (models-open, filter-warm-rs256),
+which BENCH_VARIANTS brings along.
 
 Sanity checks (never timing): before each measurement one valid and one forged request must get the
 expected status (200/401, both 200 without auth); afterwards every response of a valid-token run
@@ -46,10 +53,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from settings import (BENCHMARKS_MD, COLD_TOKENS, KEEP, NOOP_WASM, REPO, ROUNDS, SECONDS, WARMUP, WASM,
-                      WRITE, BenchError)
+from settings import (BENCHMARKS_MD, COLD_TOKENS, KEEP, MODEL_FIRST_BODY, NOOP_WASM, REPO, ROUNDS, SECONDS,
+                      WARMUP, WASM, WRITE, BenchError)
 import trim_exports  # noqa: E402  (settings put tools/ and tests/ on the path)
 from envoy_process import EnvoyError, log  # noqa: E402
+from budget_service import BudgetService  # noqa: E402
 from measure import Context, Measurement, measure  # noqa: E402
 from procs import interrupt_on_signals, stop_all  # noqa: E402
 from report import machine_facts, med, report_block, summarize, write_benchmarks  # noqa: E402
@@ -122,7 +130,11 @@ def main() -> int:
         pools = mint_pools(keys, workdir)
         log(f"bench: keys and {sum(1 for _ in pools)} token pools ready in {time.monotonic() - t:.0f} s "
             f"({COLD_TOKENS} cold tokens per algorithm)")
-        ctx = Context(envoy_bin, wrk, wasm, noop, keys, pools, workdir, envoy_cpu, wrk_cpu)
+        bodies = {"model-first": workdir / "model-first.json"}
+        bodies["model-first"].write_text(MODEL_FIRST_BODY)
+        # gateway-ratelimit and Redis share wrk's core: Envoy's stays for Envoy alone.
+        budgets = BudgetService(workdir, wrk_cpu) if any(v.budgets for v in variants) else None
+        ctx = Context(envoy_bin, wrk, wasm, noop, keys, pools, workdir, envoy_cpu, wrk_cpu, bodies, budgets)
         for rnd in range(1, ROUNDS + 1):
             shift = (rnd - 1) % len(variants)
             order = variants[shift:] + variants[:shift]
@@ -130,9 +142,10 @@ def main() -> int:
                 m = measure(v, rnd, ctx)
                 results.append(m)
                 note = ("; " + "; ".join(m.warnings)) if m.warnings else ""
+                aux = "".join(f"  {name} {us:.0f} µs/req" for name, us in m.aux_cpu_us_per_req.items())
                 log(f"[round {rnd}/{ROUNDS}] {v.id:<20} {m.rps:8.0f} req/s  p50 {m.p50_ms:7.2f} ms  "
                     f"p99 {m.p99_ms:7.2f} ms  Envoy {m.envoy_cpu_us_per_req:5.0f} µs/req "
-                    f"({m.envoy_cpu_util:.0%} CPU)  wrk {m.wrk_cpu_util:.0%} CPU  "
+                    f"({m.envoy_cpu_util:.0%} CPU)  wrk {m.wrk_cpu_util:.0%} CPU{aux}  "
                     f"{m.requests} responses {m.statuses}{note}")
                 (workdir / "results.json").write_text(json.dumps(
                     [m_.__dict__ for m_ in results], indent=1, default=str))

@@ -30,6 +30,15 @@ UPSTREAM_BODY = ('{"id":"msg_bench","type":"message","role":"assistant","model":
                  '"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn",'
                  '"usage":{"input_tokens":1,"output_tokens":1}}')
 
+# The model the Messages API bodies name, and the ~2 KB body with `model` first (Claude Code's and
+# the TypeScript SDK's order) of the models variants.
+MODEL = "claude-sonnet-4-5"
+MODEL_FIRST_BODY = ('{"model":"%s","max_tokens":64,"messages":[{"role":"user","content":"%s"}]}'
+                    % (MODEL, "y" * 1950))
+# The budgets variant's rate-limit filter and route come from here; its budgets from bench/budgets.yaml.
+BUDGETS_EXAMPLE = REPO / "envoy" / "examples" / "budgets.yaml"
+RLS_CONFIG = BENCH / "budgets.yaml"
+
 SECONDS = env_int("bench", "BENCH_SECONDS", 10)
 ROUNDS = env_int("bench", "BENCH_ROUNDS", 3)
 WARMUP = env_int("bench", "BENCH_WARMUP", 2, minimum=0)

@@ -10,6 +10,7 @@
 --   BENCH_OFFSET   index of the first token to send (default 0), so that a measurement can continue
 --                  after the tokens its warm-up used
 --   BENCH_NO_AUTH  if set to 1, send no authorization header at all
+--   BENCH_BODY_FILE  if set, the request body is this file's content (e.g. a 2 KB model-first body)
 --
 -- At the end it prints one line, `BENCH_RESULT {json}`, with requests, duration, latency
 -- percentiles (µs), socket errors, the responses counted per HTTP status, and `wrapped`: how many
@@ -50,6 +51,12 @@ function init(args)
     error("no tokens in " .. path)
   end
   idx = (tonumber(os.getenv("BENCH_OFFSET") or "0") or 0) % n
+  local body_file = os.getenv("BENCH_BODY_FILE")
+  if body_file ~= nil and body_file ~= "" then
+    local f = assert(io.open(body_file, "rb"))
+    body = f:read("*a")
+    f:close()
+  end
 end
 
 function request()
@@ -76,35 +83,15 @@ function response(status, headers, resp_body)
   statuses[key] = (statuses[key] or 0) + 1
 end
 
-local function json_object(t)
-  local parts = {}
-  for k, v in pairs(t) do
-    table.insert(parts, string.format('"%s":%.0f', k, v))
-  end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
+dofile("bench/result.lua")
 
 function done(summary, latency, requests)
-  -- Per-thread counters live in each thread's Lua state; collect them here.
-  local all = {}
   local wraps = 0
   local sent_from = {}
   for _, thread in ipairs(threads) do
-    local st = thread:get("statuses")
-    for k, v in pairs(st) do
-      all[k] = (all[k] or 0) + v
-    end
     wraps = wraps + (thread:get("wrapped") or 0)
     table.insert(sent_from, thread:get("idx") or 0)
   end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,' ..
-    '"latency_us":{"p50":%.0f,"p90":%.0f,"p99":%.0f,"max":%.0f,"mean":%.1f},' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"statuses":%s,"wrapped":%.0f,"next_offset":%.0f}\n',
-    summary.requests, summary.duration, summary.bytes,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    json_object(all), wraps, sent_from[1] or 0))
+  bench_result(summary, latency, threads,
+               string.format('"wrapped":%.0f,"next_offset":%.0f', wraps, sent_from[1] or 0))
 end

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from envoy_process import ROUTER, struct_configuration, wasm_filter
-from settings import AUDIENCE, ISSUER, NOKID_RSA_KEYS, TEMPLATE, UPSTREAM_BODY, USERS
+from settings import (AUDIENCE, BUDGETS_EXAMPLE, ISSUER, MODEL, MODEL_FIRST_BODY, NOKID_RSA_KEYS, TEMPLATE,
+                      UPSTREAM_BODY, USERS)
 from token_pools import Keys
 
 NATIVE_CACHE_SIZE = 1000
@@ -41,6 +42,10 @@ class Variant:
     compare_native: str   # id of the native variant to compare with, "" for none
     tokens: str = ""      # suffix of its sanity-<tokens> pools, when not the alg's
     jwks: str = "jwks"    # the Keys field with its JWKS
+    models: str = ""      # "": no models config; "open": a catalog, not enforced; "enforce": enforced
+    body: str = ""        # "": tokens.lua's small body; "model-first": MODEL_FIRST_BODY
+    budgets: bool = False  # envoy.filters.http.ratelimit with budgets.yaml's rate_limits after the filter
+    compare: str = ""     # id of the variant this one adds to (the "+ vs" column of the extras table)
 
 
 def all_variants() -> list[Variant]:
@@ -82,6 +87,20 @@ def all_variants() -> list[Variant]:
             Variant("filter-flood-rs256-nokid", "filter", "RS256", "forged-rs256-nokid",
                     f"this filter, forged-token flood, RS256 without kid, {NOKID_RSA_KEYS} RSA keys in the JWKS",
                     401, (200, 401), "", tokens="rs256-nokid", jwks="jwks_nokid")]
+    # What enforcing the model (issue #17) and the budgets (#18) add to the warm RS256 filter.
+    out += [Variant("models-open", "filter", "RS256", "warm-rs256",
+                    f"this filter, warm, a {len(MODEL_FIRST_BODY):,}-byte body with `model` first, "
+                    "a one-model catalog, `models.enforce: false`", 200, (200, 401), "",
+                    models="open", body="model-first"),
+            Variant("models-enforce", "filter", "RS256", "warm-rs256",
+                    "the same with `models.enforce: true`: each body is scanned for its `model` before "
+                    "it is passed on", 200, (200, 401), "", models="enforce", body="model-first",
+                    compare="models-open"),
+            Variant("budgets", "filter", "RS256", "warm-rs256",
+                    "this filter, warm, then envoy.filters.http.ratelimit with the rate_limits of "
+                    "envoy/examples/budgets.yaml (rate, check, charge at stream end) asking "
+                    "gateway-ratelimit on Redis; budgets never reached", 200, (200, 401), "",
+                    budgets=True, compare="filter-warm-rs256")]
     return out
 
 
@@ -89,7 +108,10 @@ def select_variants(variants: list[Variant]) -> list[Variant]:
     wanted = [w.strip() for w in os.environ.get("BENCH_VARIANTS", "").split(",") if w.strip()]
     if not wanted:
         return variants
-    chosen = [v for v in variants if any(v.id == w or v.id.startswith(w) for w in wanted)]
+    picked = {v.id for v in variants if any(v.id == w or v.id.startswith(w) for w in wanted)}
+    # a variant measured as an addition comes with what it adds to, in the same rounds
+    picked |= {v.compare for v in variants if v.id in picked and v.compare}
+    chosen = [v for v in variants if v.id in picked]
     if not chosen:
         sys.exit(f"bench: BENCH_VARIANTS={os.environ['BENCH_VARIANTS']!r} matches none of "
                  + ", ".join(v.id for v in variants))
@@ -118,17 +140,55 @@ def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> l
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
             "providers": {"bench": provider},
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}, router]
-    plugin = {"providers": [{"name": "bench", "issuer": ISSUER, "audiences": [AUDIENCE],
-                             "jwks": {"inline": getattr(keys, v.jwks)}}]}
-    return [wasm_filter(wasm, struct_configuration(plugin)), router]
+    plugin: dict[str, Any] = {"providers": [{"name": "bench", "issuer": ISSUER, "audiences": [AUDIENCE],
+                                             "jwks": {"inline": getattr(keys, v.jwks)}}]}
+    if v.models:
+        plugin["models"] = {"catalog": [{"id": MODEL, "display_name": "Claude Sonnet 4.5",
+                                         "created_at": "2025-09-29T00:00:00Z"}],
+                            "enforce": v.models == "enforce"}
+    budgets = [budgets_filter()] if v.budgets else []
+    return [wasm_filter(wasm, struct_configuration(plugin)), *budgets, router]
 
 
-def render_config(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path], upstream_port: int) -> str:
+def _budgets_example() -> dict[str, Any]:
+    """The gateway listener's HTTP connection manager of envoy/examples/budgets.yaml."""
+    import yaml  # noqa: PLC0415 - in .venv (tests/requirements.txt); only the budgets variant needs it
+    doc = yaml.safe_load(BUDGETS_EXAMPLE.read_text())
+    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def budgets_filter() -> dict[str, Any]:
+    """envoy/examples/budgets.yaml's rate-limit filter, as shipped (fails open, 0.1 s timeout)."""
+    return next(f for f in _budgets_example()["http_filters"] if f["name"] == "envoy.filters.http.ratelimit")
+
+
+def budgets_route_config() -> dict[str, Any]:
+    """The typed_per_filter_config of budgets.yaml's /v1/ route: its rate_limits."""
+    return _budgets_example()["route_config"]["virtual_hosts"][0]["routes"][0]["typed_per_filter_config"]
+
+
+def ratelimit_cluster(port: int) -> dict[str, Any]:
+    """The cluster `ratelimit` of budgets.yaml (gRPC over HTTP/2 cleartext), at 127.0.0.1:`port`."""
+    return {"name": "ratelimit", "type": "STATIC", "connect_timeout": "1s",
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}}},
+            "load_assignment": {"cluster_name": "ratelimit", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+
+
+def render_config(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path], upstream_port: int,
+                  rls_port: int = 0) -> str:
+    """bench/envoy.yaml.in for `v`; `rls_port`: gateway-ratelimit's, for the budgets variant."""
+    if v.budgets and not rls_port:
+        raise RuntimeError(f"{v.id}: no rate-limit service port")
     text = TEMPLATE.read_text()
     values = {"@FRONT_PORT@": "0", "@ADMIN_PORT@": "0", "@UPSTREAM_PORT@": str(upstream_port),
               "@UPSTREAM_BODY@": UPSTREAM_BODY,
               # JSON is YAML (flow style), so the filter list goes in as JSON text
-              "@HTTP_FILTERS@": json.dumps(http_filters(v, keys, wasm, noop))}
+              "@HTTP_FILTERS@": json.dumps(http_filters(v, keys, wasm, noop)),
+              "@ROUTE_FILTER_CONFIG@": json.dumps(budgets_route_config() if v.budgets else {}),
+              "@EXTRA_CLUSTERS@": "- " + json.dumps(ratelimit_cluster(rls_port)) if v.budgets else ""}
     for k, val in values.items():
         text = text.replace(k, val)
     if re.search(r"@[A-Z_]+@", text):

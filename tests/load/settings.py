@@ -49,10 +49,11 @@ UPSTREAM_BODY = ('{"id":"msg_load","type":"message","role":"assistant","model":"
                  '"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn",'
                  '"usage":{"input_tokens":1,"output_tokens":1}}')
 
-# 401/503 messages (src/reason.rs client_message) -> the metric the filter counts them in.
+# 401/403/503 messages (src/reason.rs client_message) -> the metric the filter counts them in
+# (src/metrics.rs for_denial: gateway_auth.denied.<code>, or .unavailable.<code> for the 503s).
 MESSAGE_METRIC = {
     "missing credential": "denied.missing_credential",
-    "credential too large": "denied.credential_too_large",
+    "credential too large (over the gateway's limits.max_credential_bytes)": "denied.credential_too_large",
     "malformed token": "denied.malformed",
     "token algorithm not allowed": "denied.algorithm_not_allowed",
     "token issuer not trusted": "denied.issuer_not_trusted",
@@ -64,8 +65,27 @@ MESSAGE_METRIC = {
     "token has no expiry": "denied.no_expiry",
     "audience not allowed": "denied.audience_not_allowed",
     "token has no user id claim": "denied.no_user_id",
+    "token user id has control characters or leading or trailing spaces": "denied.user_id_not_header_safe",
+    "token user id is over 1024 bytes": "denied.user_id_too_long",
+    "token sub claim is not a string": "denied.subject_not_string",
     "invalid API key": "denied.unknown_api_key",
+    "token not issued for this gateway": "denied.required_claim",
+    "token tenant not allowed": "denied.tenant_not_allowed",
+    "account domain not allowed": "denied.domain_not_allowed",
+    "account e-mail not verified": "denied.email_not_verified",
+    "token not active": "denied.token_inactive",
+    "token is a Microsoft Graph access token: send the ID token, or an access token for this gateway's app":
+        "denied.graph_token",
+    "token has an Entra ID v1.0 issuer (sts.windows.net) where v2.0 is expected": "denied.entra_v1_issuer",
+    "token has an Entra ID v2.0 issuer where v1.0 (sts.windows.net) is expected": "denied.entra_v2_issuer",
+    "token is an Okta org authorization server access token, which only Okta can verify: send the ID token, "
+    "or use a custom authorization server": "denied.okta_org_access_token",
+    "token issuer differs from a trusted issuer only by a trailing slash": "denied.issuer_trailing_slash",
+    "insufficient scope": "denied.insufficient_scope",
+    "token does not list the user's groups (groups overage)": "denied.groups_overage",
     "identity provider keys unavailable": "unavailable.keys_unavailable",
+    "token introspection unavailable": "unavailable.introspection_unavailable",
+    "gateway authentication is not configured": "unavailable.not_configured",
 }
 
 

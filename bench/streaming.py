@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""`make bench`, streaming part (issue #16): what a filter costs Envoy per streamed answer, and what
+reading the usage record adds.
+
+Variants, each a fresh Envoy (``--concurrency 1``, pinned to one core) in front of the Messages API
+stand-in (tests/standins/messages_api.py), the same API key on every request:
+  no-filter      plain Envoy proxy
+  wasm-noop-sdk  a Wasm filter that does nothing (bench/noop as the SDK builds it: its response-body
+                 callback is exported, so every chunk enters the VM and comes back): the floor of any
+                 Wasm filter that looks at response bodies
+  usage-off      this filter with ``usage.enabled: false``
+  usage-on       this filter, metering (the default)
+
+Two measurements per variant and round, by Envoy's own CPU time (user + system, /proc/<pid>/stat):
+  stream  wrk (bench/stream.lua, one thread, BENCH_STREAM_CONNECTIONS (16) connections) asks for
+          answers of 2,000 ``content_block_delta`` events with 40-byte texts, 1 ms apart, each event
+          its own HTTP chunk (so Envoy, idle between events, reads each on its own, as with a real
+          model's answer), and reads each answer whole; after one answer per connection of warm-up,
+          BENCH_STREAM_ANSWERS (48) answers are measured: Envoy CPU per answer. The stand-in runs in
+          this process, on wrk's core; its CPU time per answer and share of that core are reported
+          to show it is not the limit. Goal: usage-on at most 5% above usage-off.
+  body    BENCH_BODIES (10) non-streamed requests with a 10 MB body whose ``model`` comes last (the
+          Python SDK's order), from Python: the model scan's throughput is 10 MB / (CPU of usage-on
+          - CPU of usage-off) per request. Goal: at least 500 MB/s.
+Rounds (BENCH_ROUNDS, 3) interleave the variants (the order rotates); medians are reported with
+min-max. BENCH_STREAM_VARIANTS (comma-separated ids) picks variants. The Markdown block goes to
+stdout and, after a run of all variants and at least 3 rounds (BENCH_WRITE=1: always, 0: never),
+between the bench-usage markers of BENCHMARKS.md (the rest of the file is left alone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from settings import NOOP_WASM, REPO, ROUNDS, WASM, WRITE, BenchError
+from envoy_process import Envoy, EnvoyError, env_int, log, wasm_filter  # noqa: E402
+from measure import run_wrk_script  # noqa: E402
+from procs import interrupt_on_signals, stop_all  # noqa: E402
+from report import fmt_range, med, write_benchmarks  # noqa: E402
+from run import find_envoy, pick_cpus  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from e2e_harness import envoy_config  # noqa: E402
+from standins.messages_api import MessagesAPI  # noqa: E402
+
+KEY = "sk-bench-usage"
+EVENTS = 2000
+DELTA_BYTES = 40
+EVENT_DELAY_MS = 1
+BODY_BYTES = 10 * 1024 * 1024
+LUA = REPO / "bench" / "stream.lua"
+CONNECTIONS = env_int("bench", "BENCH_STREAM_CONNECTIONS", 16)
+ANSWERS = env_int("bench", "BENCH_STREAM_ANSWERS", 48)
+BODIES = env_int("bench", "BENCH_BODIES", 10)
+BEGIN, END = "<!-- bench-usage:begin -->", "<!-- bench-usage:end -->"
+
+
+def plugin(enabled: bool) -> dict[str, Any]:
+    return {"api_keys": [{"name": "bench", "sha256": hashlib.sha256(KEY.encode()).hexdigest()}],
+            "usage": {"enabled": enabled}}
+
+
+VARIANTS: dict[str, dict[str, Any] | None] = {
+    "no-filter": None, "wasm-noop-sdk": None, "usage-off": plugin(False), "usage-on": plugin(True)}
+
+
+class PacedAPI(MessagesAPI):
+    """The stand-in with Nagle's algorithm off, so that each event leaves when it is written, 1 ms
+    after the last (with it on, an event may wait for the previous one's ACK), a backlog for all of
+    wrk's connections, and quiet about the streams cut off when wrk stops."""
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        base = super().handler_class()
+
+        class PacedHandler(base):  # type: ignore[valid-type, misc]
+            disable_nagle_algorithm = True
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass   # the streams wrk leaves unfinished when a measurement ends
+
+        return PacedHandler
+
+    def start(self) -> "PacedAPI":
+        super().start()
+        assert self._server is not None
+        # wrk opens all its connections at once; socketserver's backlog of 5 would drop some SYNs
+        # (and Envoy answer 503 after its 1 s connect timeout). listen() again just raises the backlog.
+        self._server.socket.listen(256)
+        return self
+
+
+def config(name: str, upstream_port: int, noop: Path) -> str:
+    plugin_config = VARIANTS[name]
+    cfg = envoy_config(upstream_port=upstream_port, plugin_config=plugin_config,
+                       wasm=WASM if plugin_config is not None else None)
+    if name == "wasm-noop-sdk":
+        hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["http_filters"].insert(0, wasm_filter(noop, None))
+    return json.dumps(cfg)   # JSON is YAML
+
+
+def big_body() -> bytes:
+    messages = [{"role": "user", "content": "x" * (BODY_BYTES - 200)}]
+    return json.dumps({"messages": messages, "max_tokens": 5, "model": "claude-sonnet-4-5"}).encode()
+
+
+def post_body(port: int, payload: bytes) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request("POST", "/v1/messages", body=payload, headers={"x-api-key": KEY,
+                                                                    "content-type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise BenchError(f"the 10 MB request got {resp.status}")
+    finally:
+        conn.close()
+
+
+def stream_env(answers: int) -> dict[str, str]:
+    return {"BENCH_API_KEY": KEY, "BENCH_DELTAS": str(EVENTS), "BENCH_DELTA_BYTES": str(DELTA_BYTES),
+            "BENCH_EVENT_DELAY_MS": str(EVENT_DELAY_MS), "BENCH_ANSWERS": str(answers)}
+
+
+def run_streams(wrk: str, port: int, answers: int, cpu: int | None, wd: Path, name: str) -> dict[str, Any]:
+    """`answers` streamed answers over CONNECTIONS connections, each checked whole by stream.lua."""
+    limit = answers // CONNECTIONS * EVENTS * EVENT_DELAY_MS / 1000 * 4 + 60   # a stuck run's bound
+    r = run_wrk_script(wrk, ["-t1", f"-c{CONNECTIONS}", f"-d{int(limit)}s", "--timeout", "60s"], LUA,
+                       f"http://127.0.0.1:{port}/v1/messages", stream_env(answers), cpu, wd, name,
+                       limit + 30, done_line="BENCH_ANSWERS_DONE")
+    sock_errors = sum(r["errors"][k] for k in ("connect", "read", "write", "timeout"))
+    if r["statuses"] != {"200": r["requests"]} or r["requests"] < answers or sock_errors:
+        raise BenchError(f"{name}: expected {answers} whole answers, got {r['requests']}: "
+                         f"{r['statuses']}, socket errors {r['errors']} (wrk output in {wd})")
+    return r
+
+
+def measure(name: str, envoy_bin: str, wrk: str, api: MessagesAPI, noop: Path, payload: bytes, wd: Path,
+            cpus: tuple[int | None, int | None]) -> dict[str, float]:
+    envoy = Envoy(envoy_bin, wd, "gateway", 1, ["--log-level", "warn"], cpus[0])
+    try:
+        try:
+            envoy.start(config(name, api.port, noop))
+        except EnvoyError as e:
+            raise BenchError(str(e)) from e
+        run_streams(wrk, envoy.port, CONNECTIONS, cpus[1], wd, "warmup")   # VM, connections
+        api.clear()
+        e0, s0, t0 = envoy.cpu_seconds(), time.process_time(), time.monotonic()
+        r = run_streams(wrk, envoy.port, ANSWERS, cpus[1], wd, "measure")
+        e1, s1, t1 = envoy.cpu_seconds(), time.process_time(), time.monotonic()
+        n = r["requests"]
+        api.clear()
+        b0 = envoy.cpu_seconds()
+        for _ in range(BODIES):
+            post_body(envoy.port, payload)
+        b1 = envoy.cpu_seconds()
+        api.clear()
+        if not envoy.alive():
+            raise BenchError(f"{name}: Envoy died during the run\n{envoy.log_tail()}")
+    finally:
+        envoy.stop()
+    return {"stream_ms": (e1 - e0) / n * 1000, "standin_ms": (s1 - s0) / n * 1000,
+            "standin_util": (s1 - s0) / (t1 - t0), "envoy_util": (e1 - e0) / (t1 - t0),
+            "wrk_util": r["cpu_s"] / (t1 - t0), "wall_s": (t1 - t0) / n * CONNECTIONS,
+            "body_ms": (b1 - b0) / BODIES * 1000}
+
+
+def report(results: dict[str, list[dict[str, float]]], cpus: tuple[int | None, int | None],
+           seconds: float) -> str:
+    def col(name: str, key: str) -> list[float]:
+        return [m[key] for m in results[name]]
+
+    stream = {n: med(col(n, "stream_ms")) for n in results}
+    lines = [f"### Streaming and the usage record (bench/streaming.py, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+             "",
+             f"{ROUNDS} interleaved rounds, medians (min–max); Envoy `--concurrency 1` on CPU {cpus[0]}, wrk "
+             f"and the stand-in on CPU {cpus[1]}; per variant and round {ANSWERS} answers of {EVENTS} "
+             f"`content_block_delta` events ({DELTA_BYTES}-byte texts, {EVENT_DELAY_MS} ms apart, each its "
+             f"own chunk) on {CONNECTIONS} concurrent streams, and {BODIES} requests of 10 MB (`model` "
+             f"last); {seconds:.0f} s in total. Load average at the end: {os.getloadavg()[0]:.2f}.",
+             "",
+             "| variant | Envoy CPU per streamed answer, ms | per event, µs | + per event vs no-filter, µs "
+             "| stand-in CPU per answer, ms (share of its core) | wall per answer, s | Envoy CPU per 10 MB request, ms |",
+             "|---|---|---|---|---|---|---|"]
+    for n in results:
+        extra = "—" if n == "no-filter" or "no-filter" not in stream else \
+            f"{(stream[n] - stream['no-filter']) * 1000 / EVENTS:+.2f}"
+        lines.append(f"| {n} | {fmt_range(col(n, 'stream_ms'), '.1f')} | {stream[n] * 1000 / EVENTS:.2f} | "
+                     f"{extra} | {med(col(n, 'standin_ms')):.0f} ({med(col(n, 'standin_util')):.0%}) | "
+                     f"{med(col(n, 'wall_s')):.2f} | {fmt_range(col(n, 'body_ms'), '.1f')} |")
+    lines.append("")
+    if {"usage-on", "usage-off"} <= set(stream):
+        over = stream["usage-on"] / stream["usage-off"] - 1
+        per_round = ", ".join(f"{on['stream_ms'] / off['stream_ms'] - 1:+.1%}"
+                              for on, off in zip(results["usage-on"], results["usage-off"]))
+        scan = med(col("usage-on", "body_ms")) - med(col("usage-off", "body_ms"))
+        rate = f"{BODY_BYTES / (scan / 1000) / 1e6:,.0f} MB/s" if scan > 0 else "not measurable (no difference)"
+        lines.append(f"- Metering adds **{over:+.1%}** Envoy CPU per streamed answer over the filter without "
+                     f"metering (rounds: {per_round}; goal at most +5%: {'met' if over <= 0.05 else 'missed'}).")
+        lines.append(f"- Model scan of a 10 MB body (usage-on minus usage-off, which also includes copying "
+                     f"each chunk into the VM): {rate} (goal at least 500 MB/s).")
+    if {"wasm-noop-sdk", "no-filter"} <= set(stream):
+        lines.append(f"- The floor of any Wasm filter with a response-body callback (wasm-noop-sdk minus "
+                     f"no-filter): {(stream['wasm-noop-sdk'] - stream['no-filter']) * 1000 / EVENTS:+.2f} µs "
+                     "of Envoy CPU per chunk.")
+    utils = [m["standin_util"] for ms in results.values() for m in ms]
+    wrk_utils = [m["wrk_util"] for ms in results.values() for m in ms]
+    lines.append(f"- The stand-in used at most {max(utils):.0%} of its core and wrk at most {max(wrk_utils):.0%} "
+                 f"of the same core; the answers are paced by the {EVENT_DELAY_MS} ms between events, so "
+                 "Envoy CPU per answer, not answers per second, is the figure.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    started = time.monotonic()
+    envoy_bin = find_envoy()
+    wrk = os.environ.get("WRK_BIN") or shutil.which("wrk") or ""
+    if not wrk:
+        sys.exit("bench: wrk not found (apt-get install wrk), or set WRK_BIN")
+    if not WASM.is_file() or not NOOP_WASM.is_file():
+        sys.exit(f"bench: {WASM} or {NOOP_WASM} is missing: run `make bench`")
+    wanted = [w.strip() for w in os.environ.get("BENCH_STREAM_VARIANTS", "").split(",") if w.strip()]
+    names = [n for n in VARIANTS if not wanted or n in wanted]
+    if not names:
+        sys.exit(f"bench: BENCH_STREAM_VARIANTS matches none of {', '.join(VARIANTS)}")
+    cpus = pick_cpus()
+    if cpus[1] is not None:   # the stand-in's threads run in this process: on wrk's core, not Envoy's
+        os.sched_setaffinity(0, {cpus[1]})
+    workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    wasm_copy = workdir / "gateway_filter.wasm"   # one fixed copy, even if dist/ is rebuilt meanwhile
+    shutil.copyfile(WASM, wasm_copy)
+    noop = workdir / "noop_sdk.wasm"
+    shutil.copyfile(NOOP_WASM, noop)
+    payload = big_body()
+    results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    log(f"bench: streaming: {len(names)} variants × {ROUNDS} rounds, {ANSWERS} answers each "
+        f"(~{ANSWERS // CONNECTIONS * EVENTS * EVENT_DELAY_MS * 1.2 / 1000 + 6:.0f} s per measurement); run dir {workdir}")
+    try:
+        with PacedAPI(event_delay=0.0) as api:
+            for rnd in range(1, ROUNDS + 1):
+                shift = (rnd - 1) % len(names)
+                for name in names[shift:] + names[:shift]:
+                    m = measure(name, envoy_bin, wrk, api, noop, payload, workdir / f"r{rnd}-{name}", cpus)
+                    results[name].append(m)
+                    log(f"[round {rnd}/{ROUNDS}] {name:<14} {m['stream_ms']:6.1f} ms Envoy CPU per answer "
+                        f"({m['stream_ms'] * 1000 / EVENTS:.2f} µs/event, Envoy {m['envoy_util']:.0%} CPU), "
+                        f"stand-in {m['standin_ms']:.0f} ms/answer ({m['standin_util']:.0%} of its core), "
+                        f"wrk {m['wrk_util']:.0%}, {m['wall_s']:.2f} s/answer; "
+                        f"{m['body_ms']:.1f} ms per 10 MB request")
+    except KeyboardInterrupt:
+        log(f"bench: interrupted; run directory kept: {workdir}")
+        return 1
+    except BenchError as e:
+        log(f"bench: FAILED: {e}\nbench: run directory kept: {workdir}")
+        return 1
+    finally:
+        stop_all()
+    block = report(results, cpus, time.monotonic() - started)
+    print(block)
+    full = len(names) == len(VARIANTS) and ROUNDS >= 3
+    if WRITE == "1" or (WRITE != "0" and full):
+        write_benchmarks(f"{BEGIN}\n{block}\n{END}", (BEGIN, END))
+        log("bench: streaming results written to BENCHMARKS.md")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    interrupt_on_signals()
+    try:
+        sys.exit(main())
+    finally:
+        stop_all()
