@@ -8,6 +8,8 @@ stand-in (tests/standins/messages_api.py), the same API key on every request:
   wasm-noop-sdk  a Wasm filter that does nothing (bench/noop as the SDK builds it: its response-body
                  callback is exported, so every chunk enters the VM and comes back): the floor of any
                  Wasm filter that looks at response bodies
+  wasm-read-body the same filter copying each response chunk into the VM and dropping it: the floor
+                 of any filter that reads a streamed answer, as the usage record must
   usage-off      this filter with ``usage.enabled: false``
   usage-on       this filter, metering (the default)
 
@@ -71,7 +73,8 @@ def plugin(enabled: bool) -> dict[str, Any]:
 
 
 VARIANTS: dict[str, dict[str, Any] | None] = {
-    "no-filter": None, "wasm-noop-sdk": None, "usage-off": plugin(False), "usage-on": plugin(True)}
+    "no-filter": None, "wasm-noop-sdk": None, "wasm-read-body": None,
+    "usage-off": plugin(False), "usage-on": plugin(True)}
 
 
 class PacedAPI(MessagesAPI):
@@ -106,9 +109,10 @@ def config(name: str, upstream_port: int, noop: Path) -> str:
     plugin_config = VARIANTS[name]
     cfg = envoy_config(upstream_port=upstream_port, plugin_config=plugin_config,
                        wasm=WASM if plugin_config is not None else None)
-    if name == "wasm-noop-sdk":
+    if name in ("wasm-noop-sdk", "wasm-read-body"):
         hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        hcm["http_filters"].insert(0, wasm_filter(noop, None))
+        read = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": "read-response-body"}
+        hcm["http_filters"].insert(0, wasm_filter(noop, read if name == "wasm-read-body" else None))
     return json.dumps(cfg)   # JSON is YAML
 
 
@@ -217,6 +221,16 @@ def report(results: dict[str, list[dict[str, float]]], cpus: tuple[int | None, i
         lines.append(f"- The floor of any Wasm filter with a response-body callback (wasm-noop-sdk minus "
                      f"no-filter): {(stream['wasm-noop-sdk'] - stream['no-filter']) * 1000 / EVENTS:+.2f} µs "
                      "of Envoy CPU per chunk.")
+    if {"wasm-read-body", "wasm-noop-sdk"} <= set(stream):
+        lines.append(f"- Copying each chunk into the VM (wasm-read-body minus wasm-noop-sdk): "
+                     f"{(stream['wasm-read-body'] - stream['wasm-noop-sdk']) * 1000 / EVENTS:+.2f} µs per chunk.")
+    if {"usage-on", "wasm-read-body", "usage-off", "wasm-noop-sdk"} <= set(stream):
+        read = stream["wasm-read-body"] - stream["wasm-noop-sdk"]
+        meter = stream["usage-on"] - stream["usage-off"]
+        lines.append(f"- Of what metering adds ({meter * 1000 / EVENTS:+.2f} µs per event), reading the bytes at all "
+                     f"is {read * 1000 / EVENTS:+.2f} µs: metering over usage-off cannot go below "
+                     f"{read / stream['usage-off']:+.1%} with proxy-wasm's copy-out API, and parses "
+                     f"for {(meter - read) * 1000 / EVENTS:+.2f} µs per event beyond that.")
     utils = [m["standin_util"] for ms in results.values() for m in ms]
     wrk_utils = [m["wrk_util"] for ms in results.values() for m in ms]
     lines.append(f"- The stand-in used at most {max(utils):.0%} of its core and wrk at most {max(wrk_utils):.0%} "

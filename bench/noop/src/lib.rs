@@ -1,6 +1,8 @@
-//! Two baselines for `make bench`, no verification in either:
+//! Baselines for `make bench`, no verification in any:
 //! - without a plugin configuration it does nothing: the root context makes HTTP contexts that keep
 //!   every callback's default (what any Wasm filter costs a request);
+//! - with the configuration `read-response-body`, each response body chunk is copied into the VM
+//!   and dropped: the floor of any filter that reads a streamed answer (the usage record does);
 //! - with one, a `google.protobuf.StringValue` of lines `name: value` (set) and `-name` (remove),
 //!   each request reads the request headers once, as the gateway filter does, then removes and sets
 //!   those headers: the host calls of the gateway filter's cache hit, and nothing else.
@@ -19,6 +21,7 @@ proxy_wasm::main! {{
 #[derive(Default)]
 struct Root {
     edits: Option<Rc<Edits>>,
+    read_response_body: bool,
 }
 
 #[derive(Default)]
@@ -32,6 +35,10 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else { return true };
+        if config.trim_ascii() == b"read-response-body" {
+            self.read_response_body = true;
+            return true;
+        }
         let mut edits = Edits::default();
         for line in String::from_utf8_lossy(&config).lines().map(str::trim).filter(|l| !l.is_empty()) {
             match (line.strip_prefix('-'), line.split_once(':')) {
@@ -48,6 +55,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         match &self.edits {
+            None if self.read_response_body => Some(Box::new(ReadBody)),
             None => Some(Box::new(Pass)),
             Some(edits) => Some(Box::new(Edit(Rc::clone(edits)))),
         }
@@ -63,6 +71,17 @@ struct Pass;
 impl Context for Pass {}
 
 impl HttpContext for Pass {}
+
+struct ReadBody;
+
+impl Context for ReadBody {}
+
+impl HttpContext for ReadBody {
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        std::hint::black_box(self.get_http_response_body(0, body_size));
+        Action::Continue
+    }
+}
 
 struct Edit(Rc<Edits>);
 
