@@ -3,27 +3,18 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from procs import free_port, spawn, stop
+from procs import free_port, spawn, stop, wait_listening
 from settings import REPO, RLS_CONFIG, BenchError
 
 RLS_BIN = REPO / "target" / "release" / "gateway-ratelimit"
 
 
 def wait_port(port: int, what: str, log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise BenchError(f"{what} did not listen on 127.0.0.1:{port} (log: {log})") from None
-            time.sleep(0.05)
+    if not wait_listening(port):
+        raise BenchError(f"{what} did not listen on 127.0.0.1:{port} (log: {log})")
 
 
 class BudgetService:

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,6 +80,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 20, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    """Whether something listens on 127.0.0.1:`port` within `timeout` seconds; False at once when
+    `proc` (the server that should) has exited."""
+    deadline = time.monotonic() + timeout
+    while proc is None or proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+    return False
 
 
 def wasm_memory(pid: int) -> dict[str, int]:

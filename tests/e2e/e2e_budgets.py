@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import socket
 import subprocess
 import time
 import uuid
@@ -79,17 +78,10 @@ def away_from_midnight(margin: float = 90) -> None:
 
 
 def wait_port(port: int, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"{what} exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what} did not listen on {port}")
-            time.sleep(0.05)
+    if not procs.wait_listening(port, 20, proc):
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        pytest.fail(f"{what} did not listen on {port}")
 
 
 class Budgets:

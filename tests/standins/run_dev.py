@@ -50,17 +50,6 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 def envoy_command(given: str) -> list[str] | None:
     """ENVOY_BIN, else an `envoy` on PATH, else func-e (which runs the Envoy it manages)."""
     if given:
@@ -89,7 +78,7 @@ def start_budgets(ports: DevPorts, tmp: Path) -> None:
         raise SystemExit("cargo build -p gateway-ratelimit failed")
     redis = procs.spawn(["redis-server", "--port", str(ports.redis), "--bind", "127.0.0.1", "--save", "",
                          "--appendonly", "no", "--dir", str(tmp), "--logfile", str(tmp / "redis.log")], None)
-    if not wait_port(ports.redis, 20, redis):
+    if not procs.wait_listening(ports.redis, 20, redis):
         raise SystemExit(f"redis-server did not listen on 127.0.0.1:{ports.redis} (port taken?)")
     rls = procs.spawn([str(RATELIMIT_BIN), "--config", str(DEMO_BUDGETS),
                        "--redis", f"redis://127.0.0.1:{ports.redis}", "--listen", f"127.0.0.1:{ports.rls}"], None)
