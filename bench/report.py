@@ -249,70 +249,10 @@ def report_block(facts: dict[str, str], rows: list[dict[str, Any]], started: flo
     return "\n".join(out)
 
 
-HAND_WRITTEN = """# Benchmarks
+# A BENCHMARKS.md that is gone gets this head; the method is written by hand in the checked-in file.
+MISSING_HEAD = """# Benchmarks
 
-`make bench` measures what this filter costs a request in Envoy, next to a plain Envoy proxy and
-Envoy's own `envoy.filters.http.jwt_authn`. It is the only place with speed numbers: no test asserts
-a timing.
-
-## How it measures
-
-- **One Envoy binary, one fresh process per measurement**, `--concurrency 1` (one worker), pinned to
-  one core. Its upstream is a second listener of the same Envoy that reads the small request body
-  and answers 200 with a small JSON body (`buffer` + `direct_response`), so the upstream costs every
-  variant the same, keeps its connections alive, and cannot be the bottleneck. Only the front
-  listener's HTTP filters differ (`bench/envoy.yaml.in`; each measurement's rendered config is in
-  its run directory, kept with `BENCH_KEEP=1`).
-- **The load**: `wrk -t1 -c16` pinned to the other core, `POST /v1/messages` with a small Messages
-  API body and `authorization: Bearer <token>`, the tokens taken in turn from a file
-  (`bench/tokens.lua`). Each measurement runs `BENCH_SECONDS` after `BENCH_WARMUP` seconds of the
-  same load on the same Envoy.
-- **Keys and tokens** are made at the start of each run with Python `cryptography`: an RSA-2048 key
-  (RS256) and a P-256 key (ES256), one JWKS with both, inlined in jwt_authn's `local_jwks` and in the
-  filter's `jwks.inline` (one provider, issuer and audience, identity headers as default). Tokens
-  carry `iss`, `aud`, `sub`, `email`, `name`, `groups`, `iat`, `nbf`, `exp` (4 hours) and a random
-  `jti`:
-  - *cold*: every request a different valid token, from a pool of `BENCH_COLD_TOKENS` (100,000) per
-    algorithm; the measurement continues after the tokens its warm-up used, and the report says so
-    if a pool ran out and tokens were sent twice;
-  - *warm*: `BENCH_USERS` (300) users with one token each, sent round-robin;
-  - *flood*: forged tokens, each different, with the real `kid`, `iss` and `aud` and a signature
-    value in range that is not the key's, so the verifier does the whole computation; all must be
-    answered 401. Envoy closes an HTTP/1.1 connection when it answers before the request body has
-    arrived, so during a flood wrk reconnects for every request: the flood numbers include a TCP
-    accept per request, as a real flood would.
-- **Variants**: no auth; a Wasm filter that does nothing (`bench/noop`: the proxy-wasm Rust SDK
-  with every callback at its default), as the SDK builds it and with the unused callbacks' exports
-  dropped (`tools/trim_exports.py`, which `make build` applies to this filter): what any Wasm
-  filter costs before it does any work; the same trimmed module configured to make the host calls
-  of this filter's cache hit and nothing else (`wasm-headers`: read the request headers, remove
-  `authorization`, set the five identity headers to fixed values): what this job costs in Wasm
-  before any verifying or caching; native jwt_authn without cache (cold tokens), with
-  `jwt_cache_config.jwt_cache_size: 1000` (warm tokens), and with its cache plus
-  `claim_to_headers` for `sub`, `email`, `name` and `groups` (the identity headers this filter
-  writes: the same job), all with `forward: false` and a rule for prefix `/`; this filter cold,
-  warm and flooded; RS256 and ES256 for each. "× native" compares the filter cold with native
-  without cache and the filter warm with native with cache (no headers), same algorithm.
-- **Interleaved rounds**: each round measures every variant once (the order rotates from round to
-  round); tables give the median of the rounds with min–max. Ratios are of the medians.
-- **Envoy CPU µs/req** is the Envoy process's CPU time during the measurement divided by the
-  requests served: one request's cost to the worker (front listener, auth, upstream listener) plus
-  a little of the main thread; "+ µs/req vs no auth" is its median minus no auth's, what the auth
-  step adds. On a shared machine it is steadier than req/s, which drops whenever other processes
-  take Envoy's core; the per-round table shows how much they took.
-- **Checks, not timings**: before each measurement one valid and one forged request must get the
-  expected status (200 with the upstream's body, and 401 for the signature); after it, every
-  response of a valid-token run must be 2xx and every response of a flood 401, with no socket
-  errors, and the filter's own counters must account for the responses. A failed check stops the
-  run with exit 1 and leaves this file alone.
-- **Settings** (environment): `BENCH_SECONDS` (10), `BENCH_ROUNDS` (3), `BENCH_WARMUP` (2),
-  `BENCH_CONNECTIONS` (16), `BENCH_COLD_TOKENS` (100000), `BENCH_USERS` (300), `BENCH_VARIANTS`
-  (comma-separated ids or prefixes, e.g. `no-auth,filter-cold`), `BENCH_WRITE` (this file's results
-  block is refreshed after a full run: all variants, at least 3 rounds; `1` always, `0` never),
-  `BENCH_KEEP=1` (keep the run directory with configs, logs and raw `results.json`), `ENVOY_BIN`,
-  `WRK_BIN`.
-
-## Latest results
+Written by `make bench`; the method is described in bench/run.py and bench/streaming.py.
 
 """
 
@@ -330,5 +270,5 @@ def write_benchmarks(block: str, markers: tuple[str, str] = (BEGIN, END)) -> Non
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
     else:
-        text = HAND_WRITTEN + block + "\n"
+        text = MISSING_HEAD + block + "\n"
     BENCHMARKS_MD.write_text(text)
