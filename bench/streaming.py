@@ -24,8 +24,9 @@ Two measurements per variant and round, by Envoy's own CPU time (user + system, 
   body    BENCH_BODIES (10) non-streamed requests with a 10 MB body whose ``model`` comes last (the
           Python SDK's order), from Python: the model scan's throughput is 10 MB / (CPU of usage-on
           - CPU of usage-off) per request. Goal: at least 500 MB/s.
-Rounds (BENCH_ROUNDS, 3) interleave the variants (the order rotates); medians are reported with
-min-max. BENCH_STREAM_VARIANTS (comma-separated ids) picks variants. The Markdown block goes to
+Rounds (BENCH_ROUNDS, 3; an even number cancels drift) run the variants forward and backward in
+turn; medians are reported with min-max, and each comparison as the median of its per-round
+differences between neighbours. BENCH_STREAM_VARIANTS (comma-separated ids) picks variants. The Markdown block goes to
 stdout and, after a run of all variants and at least 3 rounds (BENCH_WRITE=1: always, 0: never),
 between the bench-usage markers of BENCHMARKS.md (the rest of the file is left alone).
 """
@@ -191,7 +192,7 @@ def report(results: dict[str, list[dict[str, float]]], cpus: tuple[int | None, i
     lines = [f"### Streaming and the usage record (bench/streaming.py, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              "",
-             f"{ROUNDS} interleaved rounds, medians (min–max); Envoy `--concurrency 1` on CPU {cpus[0]}, wrk "
+             f"{ROUNDS} rounds, the variants forward then backward in turn, medians (min–max); Envoy `--concurrency 1` on CPU {cpus[0]}, wrk "
              f"and the stand-in on CPU {cpus[1]}; per variant and round {ANSWERS} answers of {EVENTS} "
              f"`content_block_delta` events ({DELTA_BYTES}-byte texts, {EVENT_DELAY_MS} ms apart, each its "
              f"own chunk) on {CONNECTIONS} concurrent streams, and {BODIES} requests of 10 MB (`model` "
@@ -207,30 +208,35 @@ def report(results: dict[str, list[dict[str, float]]], cpus: tuple[int | None, i
                      f"{extra} | {med(col(n, 'standin_ms')):.0f} ({med(col(n, 'standin_util')):.0%}) | "
                      f"{med(col(n, 'wall_s')):.2f} | {fmt_range(col(n, 'body_ms'), '.1f')} |")
     lines.append("")
+    def paired(a: str, b: str) -> float:
+        """Median over rounds of b minus a in Envoy CPU per answer, ms: neighbours in every round's
+        order, so the machine's drift between rounds cancels."""
+        return med([mb["stream_ms"] - ma["stream_ms"] for ma, mb in zip(results[a], results[b])])
+
+    def per_event(ms: float) -> str:
+        return f"{ms * 1000 / EVENTS:+.2f} µs"
+
     if {"usage-on", "usage-off"} <= set(stream):
-        over = stream["usage-on"] / stream["usage-off"] - 1
-        per_round = ", ".join(f"{on['stream_ms'] / off['stream_ms'] - 1:+.1%}"
-                              for on, off in zip(results["usage-on"], results["usage-off"]))
+        ratios = [on["stream_ms"] / off["stream_ms"] - 1 for on, off in zip(results["usage-on"], results["usage-off"])]
+        over = med(ratios)
         scan = med(col("usage-on", "body_ms")) - med(col("usage-off", "body_ms"))
         rate = f"{BODY_BYTES / (scan / 1000) / 1e6:,.0f} MB/s" if scan > 0 else "not measurable (no difference)"
         lines.append(f"- Metering adds **{over:+.1%}** Envoy CPU per streamed answer over the filter without "
-                     f"metering (rounds: {per_round}; goal at most +5%: {'met' if over <= 0.05 else 'missed'}).")
+                     f"metering, {per_event(paired('usage-off', 'usage-on'))} per event (median of the rounds: "
+                     f"{', '.join(f'{r:+.1%}' for r in ratios)}; goal at most +5%: "
+                     f"{'met' if over <= 0.05 else 'missed'}).")
         lines.append(f"- Model scan of a 10 MB body (usage-on minus usage-off, which also includes copying "
                      f"each chunk into the VM): {rate} (goal at least 500 MB/s).")
     if {"wasm-noop-sdk", "no-filter"} <= set(stream):
         lines.append(f"- The floor of any Wasm filter with a response-body callback (wasm-noop-sdk minus "
-                     f"no-filter): {(stream['wasm-noop-sdk'] - stream['no-filter']) * 1000 / EVENTS:+.2f} µs "
-                     "of Envoy CPU per chunk.")
+                     f"no-filter): {per_event(paired('no-filter', 'wasm-noop-sdk'))} of Envoy CPU per chunk.")
     if {"wasm-read-body", "wasm-noop-sdk"} <= set(stream):
-        lines.append(f"- Copying each chunk into the VM (wasm-read-body minus wasm-noop-sdk): "
-                     f"{(stream['wasm-read-body'] - stream['wasm-noop-sdk']) * 1000 / EVENTS:+.2f} µs per chunk.")
-    if {"usage-on", "wasm-read-body", "usage-off", "wasm-noop-sdk"} <= set(stream):
-        read = stream["wasm-read-body"] - stream["wasm-noop-sdk"]
-        meter = stream["usage-on"] - stream["usage-off"]
-        lines.append(f"- Of what metering adds ({meter * 1000 / EVENTS:+.2f} µs per event), reading the bytes at all "
-                     f"is {read * 1000 / EVENTS:+.2f} µs: metering over usage-off cannot go below "
-                     f"{read / stream['usage-off']:+.1%} with proxy-wasm's copy-out API, and parses "
-                     f"for {(meter - read) * 1000 / EVENTS:+.2f} µs per event beyond that.")
+        read = paired("wasm-noop-sdk", "wasm-read-body")
+        lines.append(f"- Copying each chunk into the VM and nothing else (wasm-read-body minus wasm-noop-sdk): "
+                     f"{per_event(read)} per chunk, {read / stream['wasm-noop-sdk']:+.1%} of a Wasm filter's "
+                     "answer: the floor of reading a streamed answer with proxy-wasm's copy-out API "
+                     "(`get_buffer_bytes`, which also calls into the VM to allocate), below which metering "
+                     "cannot go.")
     utils = [m["standin_util"] for ms in results.values() for m in ms]
     wrk_utils = [m["wrk_util"] for ms in results.values() for m in ms]
     lines.append(f"- The stand-in used at most {max(utils):.0%} of its core and wrk at most {max(wrk_utils):.0%} "
@@ -266,8 +272,9 @@ def main() -> int:
     try:
         with PacedAPI(event_delay=0.0) as api:
             for rnd in range(1, ROUNDS + 1):
-                shift = (rnd - 1) % len(names)
-                for name in names[shift:] + names[:shift]:
+                # Forward, then backward: the variants compared (neighbours in VARIANTS) run one
+                # after the other, and a drift of the machine's speed cancels over two rounds.
+                for name in names if rnd % 2 else names[::-1]:
                     m = measure(name, envoy_bin, wrk, api, noop, payload, workdir / f"r{rnd}-{name}", cpus)
                     results[name].append(m)
                     log(f"[round {rnd}/{ROUNDS}] {name:<14} {m['stream_ms']:6.1f} ms Envoy CPU per answer "
