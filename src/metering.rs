@@ -7,6 +7,7 @@
 use crate::budget;
 use crate::config::Config;
 use crate::credential::Headers;
+use crate::delta_shape::delta_text_len;
 use crate::json_scan::{Found, Hit, Scanner, Want, Watch};
 use crate::metrics::{Count, Metric};
 use crate::sse::{Item, SseReader};
@@ -77,13 +78,27 @@ impl Said {
     }
 }
 
+/// How the current SSE event's data is being read.
+#[derive(Debug)]
+enum EventData {
+    /// No data yet.
+    None,
+    /// Its first piece was a whole `content_block_delta` of the common shape (`delta_shape`);
+    /// `valid` while only whitespace followed.
+    Delta { valid: bool },
+    /// Read by the general scanner.
+    Scanned(Box<Scanner<'static>>),
+}
+
+const DELTA: &str = "content_block_delta";
+
 /// How the answer's body is read.
 #[derive(Debug)]
 enum Body {
     /// The response headers have not come yet.
     Waiting,
     /// `text/event-stream`: events, each one's data scanned on its own.
-    Events { reader: SseReader, scanner: Option<Scanner<'static>>, said: Said },
+    Events { reader: SseReader, data: EventData, said: Said },
     /// A non-streamed JSON answer: only its top-level `usage`.
     Json { scanner: Scanner<'static>, said: Said },
     /// Nothing to read: an error status, an encoded or unexpected body.
@@ -220,7 +235,7 @@ impl Meter {
         self.body = match media.as_deref() {
             _ if !success || encoded => Body::Unread,
             Some("text/event-stream") => {
-                Body::Events { reader: SseReader::new(), scanner: None, said: Said::default() }
+                Body::Events { reader: SseReader::new(), data: EventData::None, said: Said::default() }
             }
             Some("application/json") => {
                 Body::Json { scanner: Scanner::new(ANSWER_WATCHES), said: Said::default() }
@@ -234,15 +249,36 @@ impl Meter {
         let hits = &mut self.hits;
         let usage = &mut self.usage;
         match &mut self.body {
-            Body::Events { reader, scanner, said } => reader.feed(chunk, |item| match item {
-                Item::Data(data) => {
-                    let scanner = scanner.get_or_insert_with(|| Scanner::new(ANSWER_WATCHES));
-                    // An event whose data is not JSON is skipped, whatever it held before.
-                    let _ = scanner.feed(data, hits);
-                    said.take(hits);
-                }
+            Body::Events { reader, data: event, said } => reader.feed(chunk, |item| match item {
+                Item::Data(data) => match event {
+                    EventData::None => match delta_text_len(data) {
+                        Some(len) => {
+                            *event = EventData::Delta { valid: true };
+                            said.streamed = len;
+                        }
+                        None => {
+                            let mut scanner = Box::new(Scanner::new(ANSWER_WATCHES));
+                            let _ = scanner.feed(data, hits);
+                            said.take(hits);
+                            *event = EventData::Scanned(scanner);
+                        }
+                    },
+                    // After a whole document only whitespace may follow (a second, empty data line).
+                    EventData::Delta { valid } => *valid &= data.iter().all(|b| b" \t\n\r".contains(b)),
+                    EventData::Scanned(scanner) => {
+                        // An event whose data is not JSON is skipped, whatever it held before.
+                        let _ = scanner.feed(data, hits);
+                        said.take(hits);
+                    }
+                },
                 Item::End { name, has_data } => {
-                    let valid = scanner.take().is_some_and(|mut s| s.finish().is_ok());
+                    let (valid, delta) = match std::mem::replace(event, EventData::None) {
+                        EventData::None => (false, false),
+                        EventData::Delta { valid } => (valid, true),
+                        EventData::Scanned(mut scanner) => (scanner.finish().is_ok(), false),
+                    };
+                    // A delta's own `type` names it when no `event:` line did.
+                    let name = if name.is_empty() && delta { DELTA.as_bytes() } else { name };
                     let said = std::mem::take(said);
                     if has_data && valid {
                         apply_event(usage, name, said);
@@ -376,7 +412,7 @@ fn apply_event(usage: &mut Accumulator, name: &[u8], said: Said) {
     match kind {
         b"message_start" => usage.message_start(&said.start),
         b"message_delta" => usage.message_delta(&said.usage),
-        b"content_block_delta" => usage.streamed(said.streamed),
+        kind if kind == DELTA.as_bytes() => usage.streamed(said.streamed),
         _ => {}
     }
 }

@@ -6,6 +6,8 @@
 //! even when a chunk ends between `\r` and `\n`; `:` lines are comments; one space after the colon
 //! is dropped (`data:x` and `data: x` are the same); data lines of one event are joined by `\n`.
 
+use crate::find_byte;
+
 /// Event names of the Messages API are short (`content_block_delta` is 19 bytes); a longer one is
 /// kept as "too long", which matches no name.
 pub const MAX_EVENT_NAME: usize = 32;
@@ -90,11 +92,16 @@ impl SseReader {
                 }
             }
             let line_end = byte == b'\n' || byte == b'\r';
-            if self.line == Line::Value(Value::Data) && !line_end {
-                // The hot path: hand over the data up to the end of the line in one piece.
-                let end = rest.iter().position(|b| *b == b'\n' || *b == b'\r').unwrap_or(rest.len());
-                let (data, after) = rest.split_at(end);
-                sink(Item::Data(data));
+            if !line_end && matches!(self.line, Line::Value(_) | Line::Skip) {
+                // The hot paths: the rest of the line in one piece (data handed over, an event
+                // name kept, a comment skipped).
+                let end = find_byte::either(rest, b'\n', b'\r').unwrap_or(rest.len());
+                let (run, after) = rest.split_at(end);
+                match self.line {
+                    Line::Value(Value::Data) => sink(Item::Data(run)),
+                    Line::Value(Value::Event) => self.push_name(run),
+                    _ => {}
+                }
                 rest = after;
                 continue;
             }
@@ -128,8 +135,8 @@ impl SseReader {
                         self.value_byte(value, byte, &mut sink);
                     }
                 }
-                Line::Value(value) => self.value_byte(value, byte, &mut sink),
-                Line::Skip => {}
+                // Read in one piece above.
+                Line::Value(_) | Line::Skip => {}
             }
         }
     }
@@ -175,13 +182,17 @@ impl SseReader {
     fn value_byte(&mut self, value: Value, byte: u8, sink: &mut impl FnMut(Item<'_>)) {
         match value {
             Value::Data => sink(Item::Data(std::slice::from_ref(&byte))),
-            Value::Event => match self.name.get_mut(self.name_len) {
-                Some(slot) => {
-                    *slot = byte;
-                    self.name_len += 1;
-                }
-                None => self.name_long = true,
-            },
+            Value::Event => self.push_name(std::slice::from_ref(&byte)),
+        }
+    }
+
+    fn push_name(&mut self, bytes: &[u8]) {
+        match self.name.get_mut(self.name_len..self.name_len + bytes.len()) {
+            Some(slots) => {
+                slots.copy_from_slice(bytes);
+                self.name_len += bytes.len();
+            }
+            None => self.name_long = true,
         }
     }
 

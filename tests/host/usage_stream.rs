@@ -340,3 +340,38 @@ fn admission_of_an_allowed_request() {
     let keep = config(json!({"strip_accept_encoding": false}));
     assert_eq!(admit(&keep, &headers("POST", "/v1/messages", true), "ml"), plan(Some(0), true, false));
 }
+
+#[test]
+fn the_common_delta_shape_is_estimated_as_the_general_scan_does() {
+    // Each event whole in one piece (the shortcut where it applies) and one byte at a time (the
+    // general scanner): the same estimate, valid or not.
+    let deltas = [
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
+        r#"{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"a\\b\"c\/\n\t"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"é ✓ 😀"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"k\": 1"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\u00e9"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}  "#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} 1"#,
+        r#"{"type":"content_block_delta","index":00,"delta":{"type":"text_delta","text":"x"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\q"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"abc"}}"#,
+    ];
+    for data in deltas {
+        for (name, second_line) in
+            [("event: content_block_delta\n", ""), ("", ""), ("", "data:\n"), ("", "data: 7\n")]
+        {
+            let event = format!("{name}data: {data}\n{second_line}\n");
+            let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n";
+            let whole = meter(&[start.as_bytes(), event.as_bytes()], true);
+            let bytes: Vec<&[u8]> = event.as_bytes().chunks(1).collect();
+            let split = meter(&[&[start.as_bytes()], &bytes[..]].concat(), true);
+            assert_eq!(whole, split, "{event}");
+        }
+    }
+    // The shortcut counts decoded bytes: 5 + 8 (each escape is one), estimated as ceil(13 / 4).
+    let two = [deltas[0], deltas[1]].map(|d| format!("event: content_block_delta\ndata: {d}\n\n")).concat();
+    let (record, _) = meter(&[b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n", two.as_bytes()], true);
+    assert_eq!(record.map(|r| (r.state, r.tokens.output)), Some((State::Estimated, 4)));
+}
