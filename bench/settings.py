@@ -35,8 +35,7 @@ UPSTREAM_BODY = ('{"id":"msg_bench","type":"message","role":"assistant","model":
 MODEL = "claude-sonnet-4-5"
 MODEL_FIRST_BODY = ('{"model":"%s","max_tokens":64,"messages":[{"role":"user","content":"%s"}]}'
                     % (MODEL, "y" * 1950))
-# The budgets variant's rate-limit filter and route come from here; its budgets from bench/budgets.yaml.
-BUDGETS_EXAMPLE = REPO / "envoy" / "examples" / "budgets.yaml"
+# The budgets variant's budgets (its rate-limit pieces are envoy/examples/budgets.yaml's: tests/budgets_example.py).
 RLS_CONFIG = BENCH / "budgets.yaml"
 
 SECONDS = env_int("bench", "BENCH_SECONDS", 10)

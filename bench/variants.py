@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import budgets_example
 from envoy_process import ROUTER, struct_configuration, wasm_filter
-from settings import (AUDIENCE, BUDGETS_EXAMPLE, ISSUER, MODEL, MODEL_FIRST_BODY, NOKID_RSA_KEYS, TEMPLATE,
+from settings import (AUDIENCE, ISSUER, MODEL, MODEL_FIRST_BODY, NOKID_RSA_KEYS, TEMPLATE,
                       UPSTREAM_BODY, USERS)
 from token_pools import Keys
 
@@ -146,35 +147,8 @@ def http_filters(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path]) -> l
         plugin["models"] = {"catalog": [{"id": MODEL, "display_name": "Claude Sonnet 4.5",
                                          "created_at": "2025-09-29T00:00:00Z"}],
                             "enforce": v.models == "enforce"}
-    budgets = [budgets_filter()] if v.budgets else []
+    budgets = [budgets_example.pieces()["filter"]] if v.budgets else []
     return [wasm_filter(wasm, struct_configuration(plugin)), *budgets, router]
-
-
-def _budgets_example() -> dict[str, Any]:
-    """The gateway listener's HTTP connection manager of envoy/examples/budgets.yaml."""
-    import yaml  # noqa: PLC0415 - in .venv (tests/requirements.txt); only the budgets variant needs it
-    doc = yaml.safe_load(BUDGETS_EXAMPLE.read_text())
-    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-
-
-def budgets_filter() -> dict[str, Any]:
-    """envoy/examples/budgets.yaml's rate-limit filter, as shipped (fails open, 0.1 s timeout)."""
-    return next(f for f in _budgets_example()["http_filters"] if f["name"] == "envoy.filters.http.ratelimit")
-
-
-def budgets_route_config() -> dict[str, Any]:
-    """The typed_per_filter_config of budgets.yaml's /v1/ route: its rate_limits."""
-    return _budgets_example()["route_config"]["virtual_hosts"][0]["routes"][0]["typed_per_filter_config"]
-
-
-def ratelimit_cluster(port: int) -> dict[str, Any]:
-    """The cluster `ratelimit` of budgets.yaml (gRPC over HTTP/2 cleartext), at 127.0.0.1:`port`."""
-    return {"name": "ratelimit", "type": "STATIC", "connect_timeout": "1s",
-            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}}}},
-            "load_assignment": {"cluster_name": "ratelimit", "endpoints": [{"lb_endpoints": [{"endpoint": {
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
 
 
 def render_config(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path], upstream_port: int,
@@ -187,8 +161,8 @@ def render_config(v: Variant, keys: Keys, wasm: Path, noop: dict[str, Path], ups
               "@UPSTREAM_BODY@": UPSTREAM_BODY,
               # JSON is YAML (flow style), so the filter list goes in as JSON text
               "@HTTP_FILTERS@": json.dumps(http_filters(v, keys, wasm, noop)),
-              "@ROUTE_FILTER_CONFIG@": json.dumps(budgets_route_config() if v.budgets else {}),
-              "@EXTRA_CLUSTERS@": "- " + json.dumps(ratelimit_cluster(rls_port)) if v.budgets else ""}
+              "@ROUTE_FILTER_CONFIG@": json.dumps(budgets_example.pieces()["per_route"] if v.budgets else {}),
+              "@EXTRA_CLUSTERS@": "- " + json.dumps(budgets_example.local_cluster(rls_port)) if v.budgets else ""}
     for k, val in values.items():
         text = text.replace(k, val)
     if re.search(r"@[A-Z_]+@", text):

@@ -12,9 +12,8 @@ fn has(word: u64, byte: u8) -> bool {
 
 /// The index of the first `a` or `b` in `bytes`.
 pub fn either(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
-    let mut words = bytes.chunks_exact(8);
     let mut skipped = 0;
-    for word in &mut words {
+    for word in bytes.chunks_exact(8) {
         let word = <[u8; 8]>::try_from(word).map(u64::from_le_bytes).unwrap_or(0);
         if has(word, a) || has(word, b) {
             break;

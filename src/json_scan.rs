@@ -210,7 +210,8 @@ fn invalid(offset: u64, reason: &'static str) -> ScanError {
     ScanError::Invalid { offset, reason }
 }
 
-fn is_ws(b: u8) -> bool {
+/// JSON's whitespace.
+pub fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 

@@ -8,7 +8,7 @@ use crate::budget;
 use crate::config::Config;
 use crate::credential::Headers;
 use crate::delta_shape::delta_text_len;
-use crate::json_scan::{Found, Hit, Scanner, Want, Watch};
+use crate::json_scan::{is_ws, Found, Hit, Scanner, Want, Watch};
 use crate::metrics::{Count, Metric};
 use crate::sse::{Item, SseReader};
 use crate::usage::{Accumulator, CostWeights, Record, Reported, State, Tokens};
@@ -91,6 +91,21 @@ enum EventData {
 }
 
 const DELTA: &str = "content_block_delta";
+
+/// A later piece of an event's data (an event that took the shortcut, or is being scanned).
+fn read_data(event: &mut EventData, data: &[u8], hits: &mut Vec<Hit>, said: &mut Said) {
+    match event {
+        // After a whole document only whitespace may follow (a second, empty data line).
+        EventData::Delta { valid } => *valid &= data.iter().all(|b| is_ws(*b)),
+        EventData::Scanned(scanner) => {
+            // An event whose data is not JSON is skipped, whatever it held before.
+            let _ = scanner.feed(data, hits);
+            said.take(hits);
+        }
+        // Not reached: the first piece decides which of the two reads the event.
+        EventData::None => {}
+    }
+}
 
 /// How the answer's body is read.
 #[derive(Debug)]
@@ -257,19 +272,11 @@ impl Meter {
                             said.streamed = len;
                         }
                         None => {
-                            let mut scanner = Box::new(Scanner::new(ANSWER_WATCHES));
-                            let _ = scanner.feed(data, hits);
-                            said.take(hits);
-                            *event = EventData::Scanned(scanner);
+                            *event = EventData::Scanned(Box::new(Scanner::new(ANSWER_WATCHES)));
+                            read_data(event, data, hits, said);
                         }
                     },
-                    // After a whole document only whitespace may follow (a second, empty data line).
-                    EventData::Delta { valid } => *valid &= data.iter().all(|b| b" \t\n\r".contains(b)),
-                    EventData::Scanned(scanner) => {
-                        // An event whose data is not JSON is skipped, whatever it held before.
-                        let _ = scanner.feed(data, hits);
-                        said.take(hits);
-                    }
+                    _ => read_data(event, data, hits, said),
                 },
                 Item::End { name, has_data } => {
                     let (valid, delta) = match std::mem::replace(event, EventData::None) {

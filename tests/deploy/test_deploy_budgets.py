@@ -29,8 +29,9 @@ from deploy_helpers import (
     resources,
     static_cluster,
 )
+import budgets_example  # noqa: E402 - tests/ is on sys.path once deploy_helpers is imported
 
-RATELIMIT = "envoy.filters.http.ratelimit"
+RATELIMIT = budgets_example.RATELIMIT
 ROUTER = "envoy.filters.http.router"
 HCM = "envoy.filters.network.http_connection_manager"
 H2 = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -46,11 +47,8 @@ EG_HCM = "$..filters[?(@.name=='envoy.filters.network.http_connection_manager')]
 # ---- the plain Envoy example ------------------------------------------------------------------------
 def _example() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """envoy/examples/budgets.yaml's ratelimit filter config, per-route config and local_reply_config."""
-    doc = yaml.safe_load((REPO / "envoy" / "examples" / "budgets.yaml").read_text())
-    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    [rl] = [f["typed_config"] for f in hcm["http_filters"] if f["name"] == RATELIMIT]
-    [route] = [r for r in hcm["route_config"]["virtual_hosts"][0]["routes"] if "typed_per_filter_config" in r]
-    return rl, route["typed_per_filter_config"][RATELIMIT], hcm["local_reply_config"]
+    shipped = budgets_example.pieces()
+    return shipped["filter"]["typed_config"], shipped["per_route"][RATELIMIT], shipped["local_reply_config"]
 
 
 def _without_cluster(rl: dict[str, Any]) -> dict[str, Any]:

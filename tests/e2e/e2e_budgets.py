@@ -5,7 +5,6 @@ log) is read from envoy/examples/budgets.yaml, so the tests test what ships. Not
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import subprocess
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+import budgets_example
 import e2e_harness as harness
 import procs
 from e2e_gateway import TRACE, EnvoyPool, Gateway, Result, plugin_config
@@ -24,7 +24,6 @@ from standins.idp import IdP
 from standins.messages_api import MessagesAPI
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_ENVOY = REPO / "envoy/examples/budgets.yaml"
 SHIPPED_RLS = REPO / "ratelimit/config/budgets.yaml"
 RLS_BIN = REPO / "target/debug/gateway-ratelimit"
 # The shipped filter waits 0.1 s for the service; on this 2-core machine shared by parallel builds an
@@ -36,20 +35,6 @@ COST = 150
 STREAM = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
           "messages": [{"role": "user", "content": "stream please"}]}
 BUDGET_MESSAGE = "Your budget on this gateway is used up; it resets in "
-
-
-def _hcm(doc: dict[str, Any]) -> dict[str, Any]:
-    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-
-
-def shipped_envoy() -> dict[str, Any]:
-    """What envoy/examples/budgets.yaml configures for budgets: the route's `rate_limits`, the
-    ratelimit filter, the `local_reply_config` and the access log."""
-    hcm = _hcm(yaml.safe_load(SHIPPED_ENVOY.read_text()))
-    [route] = [r for r in hcm["route_config"]["virtual_hosts"][0]["routes"] if "typed_per_filter_config" in r]
-    [rl_filter] = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.ratelimit"]
-    return {"per_route": route["typed_per_filter_config"], "filter": rl_filter,
-            "local_reply_config": hcm["local_reply_config"], "access_log": hcm["access_log"]}
 
 
 def rls_config(limits: dict[tuple[str, str | None], int], extra: list[dict[str, Any]] | None = None) -> str:
@@ -200,17 +185,13 @@ def envoy_config(api: MessagesAPI, idp: IdP, wasm: Path, rls_port: int, plugin: 
     """A test gateway with the shipped budgets: the filter, envoy/examples/budgets.yaml's ratelimit
     filter (its timeout RLS_TIMEOUT, `failure_mode_deny` = `deny`), its `rate_limits` on the route,
     its local replies and its access log (plus the test's correlation id)."""
-    shipped = shipped_envoy()
-    access_log = copy.deepcopy(shipped["access_log"])
+    shipped = budgets_example.pieces()
+    access_log = shipped["access_log"]
     access_log[0]["typed_config"]["log_format"]["json_format"]["trace"] = f"%REQ({TRACE})%"
     cfg = harness.envoy_config(upstream_port=api.port, plugin_config=plugin, wasm=wasm,
                                clusters={"idp": idp.port}, access_log=access_log)
-    rls = harness.static_cluster("ratelimit", rls_port)
-    rls["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        "explicit_http_config": {"http2_protocol_options": {}}}}
-    cfg["static_resources"]["clusters"].append(rls)
-    hcm = _hcm(cfg)
+    cfg["static_resources"]["clusters"].append(budgets_example.local_cluster(rls_port))
+    hcm = budgets_example.hcm(cfg)
     hcm["local_reply_config"] = shipped["local_reply_config"]
     rl_filter = shipped["filter"]
     rl_filter["typed_config"].update(failure_mode_deny=deny, timeout=RLS_TIMEOUT)

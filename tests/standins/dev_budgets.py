@@ -10,16 +10,15 @@ is the rate-limit service's side.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from budgets_example import hcm, local_cluster, pieces
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_YAML = REPO / "envoy" / "dev.yaml"
-EXAMPLE_YAML = REPO / "envoy" / "examples" / "budgets.yaml"
 DEMO_BUDGETS = Path(__file__).resolve().parent / "dev-budgets.yaml"
 # The example's 0.1 s is for a production service; a debug build on a busy laptop can take longer,
 # and a timeout would fail open (uncounted) and hide the demo's 429.
@@ -35,10 +34,6 @@ class DevPorts:
     api: int = 18081
     rls: int = 18082
     redis: int = 18083
-
-
-def _hcm(doc: dict[str, Any]) -> dict[str, Any]:
-    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
 def _socket(port: int) -> dict[str, Any]:
@@ -64,8 +59,8 @@ def dev_config(ports: DevPorts, budgets: bool) -> dict[str, Any]:
     doc["admin"]["address"] = _socket(ports.admin)
     _set_endpoint(_named(resources["clusters"], "messages_api", "dev.yaml clusters"), ports.api)
     _set_endpoint(_named(resources["clusters"], "idp", "dev.yaml clusters"), ports.idp)
-    hcm = _hcm(doc)
-    wasm = _named(hcm["http_filters"], "envoy.filters.http.wasm", "dev.yaml http_filters")
+    manager = hcm(doc)
+    wasm = _named(manager["http_filters"], "envoy.filters.http.wasm", "dev.yaml http_filters")
     issuer = f"http://127.0.0.1:{ports.idp}"
     for provider in wasm["typed_config"]["config"]["configuration"]["value"]["providers"]:
         provider["issuer"] = issuer
@@ -76,22 +71,14 @@ def dev_config(ports: DevPorts, budgets: bool) -> dict[str, Any]:
 
 
 def _add_budgets(doc: dict[str, Any], rls_port: int) -> None:
-    example = yaml.safe_load(EXAMPLE_YAML.read_text())
-    ex_hcm = _hcm(example)
-    ex_route = next(r for r in ex_hcm["route_config"]["virtual_hosts"][0]["routes"]
-                    if "typed_per_filter_config" in r)
-    ratelimit = copy.deepcopy(_named(ex_hcm["http_filters"], "envoy.filters.http.ratelimit",
-                                     "budgets.yaml http_filters"))
+    example = pieces()
+    ratelimit = example["filter"]
     ratelimit["typed_config"]["timeout"] = DEV_RLS_TIMEOUT
-    cluster = copy.deepcopy(_named(example["static_resources"]["clusters"], "ratelimit", "budgets.yaml clusters"))
-    cluster["type"] = "STATIC"
-    _set_endpoint(cluster, rls_port)
-
-    hcm = _hcm(doc)
-    hcm["local_reply_config"] = ex_hcm["local_reply_config"]
-    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
-        route["typed_per_filter_config"] = ex_route["typed_per_filter_config"]
-    filters = hcm["http_filters"]
+    manager = hcm(doc)
+    manager["local_reply_config"] = example["local_reply_config"]
+    for route in manager["route_config"]["virtual_hosts"][0]["routes"]:
+        route["typed_per_filter_config"] = example["per_route"]
+    filters = manager["http_filters"]
     after_wasm = filters.index(_named(filters, "envoy.filters.http.wasm", "dev.yaml http_filters")) + 1
     filters.insert(after_wasm, ratelimit)
-    doc["static_resources"]["clusters"].append(cluster)
+    doc["static_resources"]["clusters"].append(local_cluster(rls_port))
