@@ -94,16 +94,16 @@ dist: build
 oci: build
 	deploy/oci.sh
 
-# The model-scan micro-bench (bench/json_scan, wasm32 under Node); then bench/run.py: throughput, latency and
+# The body-path micro-bench (bench/json_scan: model scan and usage record, wasm32 under Node); then bench/run.py: throughput, latency and
 # Envoy CPU per request against plain Envoy, Wasm baselines (bench/noop), native jwt_authn, and what
 # models.enforce and the budgets (rate-limit filter, gateway-ratelimit, Redis) add (~15 min); then
-# bench/streaming.py: Envoy CPU per streamed answer with and without usage metering (~3 min). Needs wrk,
+# bench/streaming.py: Envoy CPU per streamed answer with and without usage metering (~7 min). Needs wrk,
 # node and redis-server. Settings: BENCH_SECONDS, BENCH_ROUNDS, BENCH_VARIANTS, ... (BENCHMARKS.md).
 # Refreshes BENCHMARKS.md.
 bench: build check-envoy
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
 	cargo build --release -p gateway-ratelimit
-	@# The request-body model scan (models.enforce) compiled to wasm32 under Node's V8 (bench/json_scan).
+	@# The model scan (models.enforce) and the usage record's work per event, wasm32 under Node's V8.
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/json_scan/Cargo.toml
 	node bench/rsa/run-wasm.mjs bench/json_scan/target/$(WASM_TARGET)/release/json-scan-bench.wasm
 	$(PYTHON) bench/run.py

@@ -2,8 +2,9 @@
 """`make bench`, streaming part (issue #16): what a filter costs Envoy per streamed answer, and what
 reading the usage record adds.
 
-Variants, each a fresh Envoy (``--concurrency 1``, pinned to one core) in front of the Messages API
-stand-in (tests/standins/messages_api.py), the same API key on every request:
+Variants, each its own Envoy (``--concurrency 1``, all pinned to one core, started once and warmed
+up; only the one being measured has work) in front of the Messages API stand-in
+(tests/standins/messages_api.py), the same API key on every request:
   no-filter      plain Envoy proxy
   wasm-noop-sdk  a Wasm filter that does nothing (bench/noop as the SDK builds it: its response-body
                  callback is exported, so every chunk enters the VM and comes back): the floor of any
@@ -13,22 +14,27 @@ stand-in (tests/standins/messages_api.py), the same API key on every request:
   usage-off      this filter with ``usage.enabled: false``
   usage-on       this filter, metering (the default)
 
-Two measurements per variant and round, by Envoy's own CPU time (user + system, /proc/<pid>/stat):
+Two measurements per variant and round, by Envoy's own CPU time (all its threads, in nanoseconds:
+/proc/<pid>/task/*/schedstat):
   stream  wrk (bench/stream.lua, one thread, BENCH_STREAM_CONNECTIONS (16) connections) asks for
           answers of 2,000 ``content_block_delta`` events with 40-byte texts, 1 ms apart, each event
           its own HTTP chunk (so Envoy, idle between events, reads each on its own, as with a real
-          model's answer), and reads each answer whole; after one answer per connection of warm-up,
-          BENCH_STREAM_ANSWERS (48) answers are measured: Envoy CPU per answer. The stand-in runs in
-          this process, on wrk's core; its CPU time per answer and share of that core are reported
-          to show it is not the limit. Goal: usage-on at most 5% above usage-off.
+          model's answer), and reads each answer whole; BENCH_STREAM_ANSWERS (32) answers are
+          measured: Envoy CPU per answer. The stand-in runs in this process, on wrk's core; its CPU
+          time per answer and share of that core are reported to show it is not the limit. Goal:
+          usage-on at most 5% above usage-off.
   body    BENCH_BODIES (10) non-streamed requests with a 10 MB body whose ``model`` comes last (the
           Python SDK's order), from Python: the model scan's throughput is 10 MB / (CPU of usage-on
           - CPU of usage-off) per request. Goal: at least 500 MB/s.
-Rounds (BENCH_ROUNDS, 3; an even number cancels drift) run the variants forward and backward in
-turn; medians are reported with min-max, and each comparison as the median of its per-round
-differences between neighbours. BENCH_STREAM_VARIANTS (comma-separated ids) picks variants. The Markdown block goes to
-stdout and, after a run of all variants and at least 3 rounds (BENCH_WRITE=1: always, 0: never),
-between the bench-usage markers of BENCHMARKS.md (the rest of the file is left alone).
+Rounds (BENCH_STREAM_ROUNDS, 12; short, so that many pairs are taken) run the variants forward and
+backward in turn; medians are reported with min-max, and each comparison as the median of its
+per-round differences between neighbours. BENCH_STREAM_VARIANTS (comma-separated ids) picks
+variants. The Markdown block goes to stdout and, after a run of all variants and at least 3 rounds
+(BENCH_WRITE=1: always, 0: never), between the bench-usage markers of BENCHMARKS.md (the rest of the
+file is left alone). After the rounds, if `perf` is installed (BENCH_PERF=0: not), one more
+measurement per variant under `perf record` splits Envoy's CPU per event into kernel, Envoy's code
+and the VM's code. The metering's own work without Envoy (no copies, no host calls) is measured in
+V8 by bench/json_scan.
 """
 
 from __future__ import annotations
@@ -37,7 +43,10 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,10 +54,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from settings import NOOP_WASM, REPO, ROUNDS, WASM, WRITE, BenchError
+from settings import NOOP_WASM, REPO, WASM, WRITE, BenchError
 from envoy_process import Envoy, EnvoyError, env_int, log, wasm_filter  # noqa: E402
 from measure import run_wrk_script  # noqa: E402
-from procs import interrupt_on_signals, stop_all  # noqa: E402
+from procs import interrupt_on_signals, spawn, stop_all  # noqa: E402
 from report import fmt_range, med, write_benchmarks  # noqa: E402
 from run import find_envoy, pick_cpus  # noqa: E402
 
@@ -63,7 +72,8 @@ EVENT_DELAY_MS = 1
 BODY_BYTES = 10 * 1024 * 1024
 LUA = REPO / "bench" / "stream.lua"
 CONNECTIONS = env_int("bench", "BENCH_STREAM_CONNECTIONS", 16)
-ANSWERS = env_int("bench", "BENCH_STREAM_ANSWERS", 48)
+ANSWERS = env_int("bench", "BENCH_STREAM_ANSWERS", 32)
+ROUNDS = env_int("bench", "BENCH_STREAM_ROUNDS", 12)
 BODIES = env_int("bench", "BENCH_BODIES", 10)
 BEGIN, END = "<!-- bench-usage:begin -->", "<!-- bench-usage:end -->"
 
@@ -73,9 +83,11 @@ def plugin(enabled: bool) -> dict[str, Any]:
             "usage": {"enabled": enabled}}
 
 
+# In this order, every pair compared is a pair of neighbours: usage-on sits between the floor it is
+# measured against (wasm-read-body) and the filter without metering (usage-off).
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "no-filter": None, "wasm-noop-sdk": None, "wasm-read-body": None,
-    "usage-off": plugin(False), "usage-on": plugin(True)}
+    "usage-on": plugin(True), "usage-off": plugin(False)}
 
 
 class PacedAPI(MessagesAPI):
@@ -106,10 +118,10 @@ class PacedAPI(MessagesAPI):
         return self
 
 
-def config(name: str, upstream_port: int, noop: Path) -> str:
+def config(name: str, upstream_port: int, wasm: Path, noop: Path) -> str:
     plugin_config = VARIANTS[name]
     cfg = envoy_config(upstream_port=upstream_port, plugin_config=plugin_config,
-                       wasm=WASM if plugin_config is not None else None)
+                       wasm=wasm if plugin_config is not None else None)
     if name in ("wasm-noop-sdk", "wasm-read-body"):
         hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         read = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": "read-response-body"}
@@ -153,38 +165,79 @@ def run_streams(wrk: str, port: int, answers: int, cpu: int | None, wd: Path, na
     return r
 
 
-def measure(name: str, envoy_bin: str, wrk: str, api: MessagesAPI, noop: Path, payload: bytes, wd: Path,
-            cpus: tuple[int | None, int | None]) -> dict[str, float]:
-    envoy = Envoy(envoy_bin, wd, "gateway", 1, ["--log-level", "warn"], cpus[0])
-    try:
+def start_envoys(names: list[str], envoy_bin: str, wrk: str, api: MessagesAPI, wasm: Path, noop: Path,
+                 wd: Path, cpus: tuple[int | None, int | None]) -> dict[str, Envoy]:
+    """One Envoy per variant, all on Envoy's core for the whole run, each warmed up (VM, connections).
+    Only the one being measured has work; the others sit idle."""
+    envoys: dict[str, Envoy] = {}
+    for name in names:
+        envoy = envoys[name] = Envoy(envoy_bin, wd / name, "gateway", 1, ["--log-level", "warn"], cpus[0])
         try:
-            envoy.start(config(name, api.port, noop))
+            envoy.start(config(name, api.port, wasm, noop))
         except EnvoyError as e:
             raise BenchError(str(e)) from e
-        run_streams(wrk, envoy.port, CONNECTIONS, cpus[1], wd, "warmup")   # VM, connections
-        api.clear()
-        e0, s0, t0 = envoy.cpu_seconds(), time.process_time(), time.monotonic()
-        r = run_streams(wrk, envoy.port, ANSWERS, cpus[1], wd, "measure")
-        e1, s1, t1 = envoy.cpu_seconds(), time.process_time(), time.monotonic()
-        n = r["requests"]
-        api.clear()
-        b0 = envoy.cpu_seconds()
-        for _ in range(BODIES):
-            post_body(envoy.port, payload)
-        b1 = envoy.cpu_seconds()
-        api.clear()
-        if not envoy.alive():
-            raise BenchError(f"{name}: Envoy died during the run\n{envoy.log_tail()}")
-    finally:
-        envoy.stop()
-    return {"stream_ms": (e1 - e0) / n * 1000, "standin_ms": (s1 - s0) / n * 1000,
-            "standin_util": (s1 - s0) / (t1 - t0), "envoy_util": (e1 - e0) / (t1 - t0),
+        run_streams(wrk, envoy.port, CONNECTIONS, cpus[1], envoy.dir, "warmup")
+    api.clear()
+    return envoys
+
+
+def measure(name: str, envoy: Envoy, wrk: str, api: MessagesAPI, payload: bytes, wd: Path,
+            cpus: tuple[int | None, int | None]) -> dict[str, float]:
+    wd.mkdir(parents=True, exist_ok=True)
+    e0, s0, t0 = envoy.cpu_ns(), time.process_time(), time.monotonic()
+    r = run_streams(wrk, envoy.port, ANSWERS, cpus[1], wd, name)
+    e1, s1, t1 = envoy.cpu_ns(), time.process_time(), time.monotonic()
+    n = r["requests"]
+    api.clear()
+    b0 = envoy.cpu_ns()
+    for _ in range(BODIES):
+        post_body(envoy.port, payload)
+    b1 = envoy.cpu_ns()
+    api.clear()
+    if not envoy.alive():
+        raise BenchError(f"{name}: Envoy died during the run\n{envoy.log_tail()}")
+    return {"stream_ms": (e1 - e0) / n / 1e6, "standin_ms": (s1 - s0) / n * 1000,
+            "standin_util": (s1 - s0) / (t1 - t0), "envoy_util": (e1 - e0) / 1e9 / (t1 - t0),
             "wrk_util": r["cpu_s"] / (t1 - t0), "wall_s": (t1 - t0) / n * CONNECTIONS,
-            "body_ms": (b1 - b0) / BODIES * 1000}
+            "body_ms": (b1 - b0) / BODIES / 1e6}
 
 
-def report(results: dict[str, list[dict[str, float]]], cpus: tuple[int | None, int | None],
-           seconds: float) -> str:
+def profile(name: str, envoy: Envoy, perf: str, wrk: str, api: MessagesAPI, wd: Path,
+            cpus: tuple[int | None, int | None]) -> dict[str, float]:
+    """Envoy's CPU per event split by where it ran, from `perf record -e cpu-clock` over one
+    measurement: the kernel (the sockets), Envoy's own code (with the host side of every call into
+    and out of the VM) and the VM's compiled code (`[JIT]`). Shares within one run do not depend on
+    how fast the machine is at the moment, so this split is steadier than differences of CPU time."""
+    wd.mkdir(parents=True, exist_ok=True)
+    data = wd / f"perf-{name}.data"
+    with open(wd / f"perf-{name}.log", "wb") as out:
+        rec = spawn([perf, "record", "-e", "cpu-clock", "-F", "2999", "-p", str(envoy.proc.pid), "-o", str(data)],
+                    out, cpu=cpus[1])
+        try:
+            time.sleep(0.5)   # perf attached
+            e0 = envoy.cpu_ns()
+            n = run_streams(wrk, envoy.port, ANSWERS, cpus[1], wd, f"perf-{name}")["requests"]
+            per_event_us = (envoy.cpu_ns() - e0) / n / EVENTS / 1000
+        finally:
+            rec.send_signal(signal.SIGINT)
+            rec.wait(timeout=30)
+    api.clear()
+    text = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--sort", "dso", "-g", "none"],
+                          capture_output=True, text=True, check=True).stdout
+    shares = {"kernel": 0.0, "envoy": 0.0, "jit": 0.0, "other": 0.0}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(.+?)\s*$", line)
+        if not m:
+            continue
+        dso = m.group(2)
+        key = "kernel" if dso.startswith("[kernel") else "jit" if dso.startswith("[JIT]") else \
+            "envoy" if dso == "envoy" else "other"
+        shares[key] += float(m.group(1)) / 100
+    return {k: v * per_event_us for k, v in shares.items()}
+
+
+def report(results: dict[str, list[dict[str, float]]], profiles: dict[str, dict[str, float]],
+           cpus: tuple[int | None, int | None], seconds: float) -> str:
     def col(name: str, key: str) -> list[float]:
         return [m[key] for m in results[name]]
 
@@ -192,7 +245,9 @@ def report(results: dict[str, list[dict[str, float]]], cpus: tuple[int | None, i
     lines = [f"### Streaming and the usage record (bench/streaming.py, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              "",
-             f"{ROUNDS} rounds, the variants forward then backward in turn, medians (min–max); Envoy `--concurrency 1` on CPU {cpus[0]}, wrk "
+             f"{ROUNDS} rounds, the variants forward then backward in turn, medians (min–max); one Envoy per variant "
+             f"(`--concurrency 1`, started once, only the measured one busy) on CPU {cpus[0]}, its CPU time from "
+             f"schedstat (ns), wrk "
              f"and the stand-in on CPU {cpus[1]}; per variant and round {ANSWERS} answers of {EVENTS} "
              f"`content_block_delta` events ({DELTA_BYTES}-byte texts, {EVENT_DELAY_MS} ms apart, each its "
              f"own chunk) on {CONNECTIONS} concurrent streams, and {BODIES} requests of 10 MB (`model` "
@@ -216,27 +271,63 @@ def report(results: dict[str, list[dict[str, float]]], cpus: tuple[int | None, i
     def per_event(ms: float) -> str:
         return f"{ms * 1000 / EVENTS:+.2f} µs"
 
+    def ratios(base: str, variant: str) -> list[float]:
+        """Per round, variant over base minus 1, each side's Envoy CPU per answer divided by the
+        stand-in's CPU per answer in the same measurement: the stand-in does the same work for every
+        answer, so its CPU time is the machine's speed at that moment (on this shared VM the two move
+        together, correlation 0.7 to 0.99 within a variant), and the division takes that out."""
+        return [(v["stream_ms"] / v["standin_ms"]) / (b["stream_ms"] / b["standin_ms"]) - 1
+                for b, v in zip(results[base], results[variant])]
+
+    def raw(base: str, variant: str) -> float:
+        return med([v["stream_ms"] / b["stream_ms"] - 1 for b, v in zip(results[base], results[variant])])
+
+    floor = med(ratios("wasm-noop-sdk", "wasm-read-body")) if {"wasm-read-body", "wasm-noop-sdk"} <= set(stream) \
+        else None
+    own = med(ratios("wasm-read-body", "usage-on")) if {"wasm-read-body", "usage-on"} <= set(stream) else None
     if {"usage-on", "usage-off"} <= set(stream):
-        ratios = [on["stream_ms"] / off["stream_ms"] - 1 for on, off in zip(results["usage-on"], results["usage-off"])]
-        over = med(ratios)
+        rounds = ratios("usage-off", "usage-on")
+        over = med(rounds)
+        if over <= 0.05:
+            verdict = "met"
+        elif floor is not None and own is not None:
+            verdict = (f"not met as stated; of it, copying each chunk into the VM is {floor:+.1%} (below) and "
+                       f"metering's own work above that copy (usage-on over wasm-read-body) {own:+.1%}")
+        else:
+            verdict = "missed"
         scan = med(col("usage-on", "body_ms")) - med(col("usage-off", "body_ms"))
         rate = f"{BODY_BYTES / (scan / 1000) / 1e6:,.0f} MB/s" if scan > 0 else "not measurable (no difference)"
         lines.append(f"- Metering adds **{over:+.1%}** Envoy CPU per streamed answer over the filter without "
-                     f"metering, {per_event(paired('usage-off', 'usage-on'))} per event (median of the rounds: "
-                     f"{', '.join(f'{r:+.1%}' for r in ratios)}; goal at most +5%: "
-                     f"{'met' if over <= 0.05 else 'missed'}).")
+                     f"metering, {per_event(paired('usage-off', 'usage-on'))} per event (median of the rounds, "
+                     f"corrected for the machine's speed: {', '.join(f'{r:+.1%}' for r in rounds)}; "
+                     f"uncorrected {raw('usage-off', 'usage-on'):+.1%}; goal at most +5%: {verdict}).")
         lines.append(f"- Model scan of a 10 MB body (usage-on minus usage-off, which also includes copying "
                      f"each chunk into the VM): {rate} (goal at least 500 MB/s).")
     if {"wasm-noop-sdk", "no-filter"} <= set(stream):
         lines.append(f"- The floor of any Wasm filter with a response-body callback (wasm-noop-sdk minus "
                      f"no-filter): {per_event(paired('no-filter', 'wasm-noop-sdk'))} of Envoy CPU per chunk.")
-    if {"wasm-read-body", "wasm-noop-sdk"} <= set(stream):
-        read = paired("wasm-noop-sdk", "wasm-read-body")
+    if floor is not None:
         lines.append(f"- Copying each chunk into the VM and nothing else (wasm-read-body minus wasm-noop-sdk): "
-                     f"{per_event(read)} per chunk, {read / stream['wasm-noop-sdk']:+.1%} of a Wasm filter's "
-                     "answer: the floor of reading a streamed answer with proxy-wasm's copy-out API "
-                     "(`get_buffer_bytes`, which also calls into the VM to allocate), below which metering "
-                     "cannot go.")
+                     f"{per_event(paired('wasm-noop-sdk', 'wasm-read-body'))} per chunk, **{floor:+.1%}** of a "
+                     f"Wasm filter's answer (corrected as above; uncorrected "
+                     f"{raw('wasm-noop-sdk', 'wasm-read-body'):+.1%}): the floor of reading a streamed answer "
+                     "with proxy-wasm's copy-out API (`get_buffer_bytes`, which also calls into the VM to "
+                     "allocate), below which metering cannot go.")
+    if profiles:
+        lines += ["", "Where Envoy's CPU per event goes (`perf record -e cpu-clock`, one more measurement per "
+                  "variant after the rounds; µs per event, the profiler's own cost included):", "",
+                  "| variant | kernel | Envoy's code | the VM's code ([JIT]) | other (libc, ...) |",
+                  "|---|---|---|---|---|"]
+        for n, p in profiles.items():
+            lines.append(f"| {n} | {p['kernel']:.2f} | {p['envoy']:.2f} | {p['jit']:.2f} | {p['other']:.2f} |")
+        lines.append("")
+        if {"usage-on", "wasm-read-body", "wasm-noop-sdk"} <= set(profiles):
+            on, read, noop = profiles["usage-on"], profiles["wasm-read-body"], profiles["wasm-noop-sdk"]
+            copy = (read["envoy"] + read["jit"]) - (noop["envoy"] + noop["jit"])
+            own = on["jit"] - read["jit"]
+            lines.append(f"- In this profile, metering's own work in the VM (usage-on minus wasm-read-body, [JIT]) is "
+                         f"**{own:+.2f} µs per event**; copying the chunk into the VM (wasm-read-body minus "
+                         f"wasm-noop-sdk, Envoy's code and [JIT]) {copy:+.2f} µs.")
     utils = [m["standin_util"] for ms in results.values() for m in ms]
     wrk_utils = [m["wrk_util"] for ms in results.values() for m in ms]
     lines.append(f"- The stand-in used at most {max(utils):.0%} of its core and wrk at most {max(wrk_utils):.0%} "
@@ -267,21 +358,31 @@ def main() -> int:
     shutil.copyfile(NOOP_WASM, noop)
     payload = big_body()
     results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    profiles: dict[str, dict[str, float]] = {}
+    perf = "" if os.environ.get("BENCH_PERF") == "0" else shutil.which("perf") or ""
+    if not perf:
+        log("bench: no profile (perf not found, or BENCH_PERF=0)")
     log(f"bench: streaming: {len(names)} variants × {ROUNDS} rounds, {ANSWERS} answers each "
         f"(~{ANSWERS // CONNECTIONS * EVENTS * EVENT_DELAY_MS * 1.2 / 1000 + 6:.0f} s per measurement); run dir {workdir}")
     try:
         with PacedAPI(event_delay=0.0) as api:
+            envoys = start_envoys(names, envoy_bin, wrk, api, wasm_copy, noop, workdir, cpus)
             for rnd in range(1, ROUNDS + 1):
                 # Forward, then backward: the variants compared (neighbours in VARIANTS) run one
                 # after the other, and a drift of the machine's speed cancels over two rounds.
                 for name in names if rnd % 2 else names[::-1]:
-                    m = measure(name, envoy_bin, wrk, api, noop, payload, workdir / f"r{rnd}-{name}", cpus)
+                    m = measure(name, envoys[name], wrk, api, payload, workdir / f"r{rnd}", cpus)
                     results[name].append(m)
                     log(f"[round {rnd}/{ROUNDS}] {name:<14} {m['stream_ms']:6.1f} ms Envoy CPU per answer "
                         f"({m['stream_ms'] * 1000 / EVENTS:.2f} µs/event, Envoy {m['envoy_util']:.0%} CPU), "
                         f"stand-in {m['standin_ms']:.0f} ms/answer ({m['standin_util']:.0%} of its core), "
                         f"wrk {m['wrk_util']:.0%}, {m['wall_s']:.2f} s/answer; "
                         f"{m['body_ms']:.1f} ms per 10 MB request")
+            if perf:
+                for name in names:
+                    profiles[name] = profile(name, envoys[name], perf, wrk, api, workdir / "perf", cpus)
+            for envoy in envoys.values():
+                envoy.stop()
     except KeyboardInterrupt:
         log(f"bench: interrupted; run directory kept: {workdir}")
         return 1
@@ -290,7 +391,7 @@ def main() -> int:
         return 1
     finally:
         stop_all()
-    block = report(results, cpus, time.monotonic() - started)
+    block = report(results, profiles, cpus, time.monotonic() - started)
     print(block)
     full = len(names) == len(VARIANTS) and ROUNDS >= 3
     if WRITE == "1" or (WRITE != "0" and full):
