@@ -59,7 +59,7 @@ import trim_exports  # noqa: E402  (settings put tools/ and tests/ on the path)
 from envoy_process import EnvoyError, log  # noqa: E402
 from budget_service import BudgetService  # noqa: E402
 from measure import Context, Measurement, measure  # noqa: E402
-from procs import interrupt_on_signals, stop_all  # noqa: E402
+from procs import run_main, stop_all  # noqa: E402
 from report import machine_facts, med, report_block, summarize, write_benchmarks  # noqa: E402
 from token_pools import make_keys, mint_pools  # noqa: E402
 from variants import all_variants, select_variants  # noqa: E402
@@ -186,8 +186,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    interrupt_on_signals()
-    try:
-        sys.exit(main())
-    finally:
-        stop_all()
+    run_main(main)

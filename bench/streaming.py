@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,7 @@ from typing import Any
 from settings import NOOP_WASM, REPO, WASM, WRITE, BenchError
 from envoy_process import Envoy, EnvoyError, env_int, log, wasm_filter  # noqa: E402
 from measure import run_wrk_script  # noqa: E402
-from procs import interrupt_on_signals, spawn, stop_all  # noqa: E402
+from procs import run_main, spawn, stop, stop_all  # noqa: E402
 from report import fmt_range, med, write_benchmarks  # noqa: E402
 from run import find_envoy, pick_cpus  # noqa: E402
 
@@ -219,8 +218,7 @@ def profile(name: str, envoy: Envoy, perf: str, wrk: str, api: MessagesAPI, wd: 
             n = run_streams(wrk, envoy.port, ANSWERS, cpus[1], wd, f"perf-{name}")["requests"]
             per_event_us = (envoy.cpu_ns() - e0) / n / EVENTS / 1000
         finally:
-            rec.send_signal(signal.SIGINT)
-            rec.wait(timeout=30)
+            stop(rec)   # perf writes its data on SIGTERM
     api.clear()
     text = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--sort", "dso", "-g", "none"],
                           capture_output=True, text=True, check=True).stdout
@@ -230,8 +228,9 @@ def profile(name: str, envoy: Envoy, perf: str, wrk: str, api: MessagesAPI, wd: 
         if not m:
             continue
         dso = m.group(2)
+        # Envoy's binary under whatever name ENVOY_BIN gives it; shared libraries and [vdso] are other.
         key = "kernel" if dso.startswith("[kernel") else "jit" if dso.startswith("[JIT]") else \
-            "envoy" if dso == "envoy" else "other"
+            "other" if dso.startswith("[") or ".so" in dso else "envoy"
         shares[key] += float(m.group(1)) / 100
     return {k: v * per_event_us for k, v in shares.items()}
 
@@ -402,8 +401,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    interrupt_on_signals()
-    try:
-        sys.exit(main())
-    finally:
-        stop_all()
+    run_main(main)

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -73,6 +74,15 @@ def interrupt_on_signals() -> None:
     Python keeps."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """A tool's entry point: signals interrupt it, and its children are stopped however it ends."""
+    interrupt_on_signals()
+    try:
+        sys.exit(main())
+    finally:
+        stop_all()
 
 
 def free_port() -> int:
